@@ -1,0 +1,1 @@
+"""Rewind: the incident scribe and restore assistant (application layer)."""
