@@ -111,9 +111,7 @@ class Settings(BaseSettings):
 def _name_targets(raw: Any) -> dict[str, Any]:
     """Accept {"name": {"dsn": ..., "role": ...}} and fill in each target's name."""
     if not isinstance(raw, dict):
-        raise ValueError(
-            'must be a JSON object like {"prod": {"dsn": "postgresql://...", "role": "production"}}'
-        )
+        raise ValueError('must be a JSON object like {"prod": {"dsn": "postgresql://...", "role": "production"}}')
     named: dict[str, Any] = {}
     for name, spec in raw.items():
         if isinstance(spec, Target):

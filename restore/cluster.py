@@ -48,9 +48,7 @@ def find_pg_bindir(program: str = "initdb") -> Path:
     found = shutil.which(program)
     if found:
         return Path(found).resolve().parent
-    raise ClusterError(
-        f"No Postgres server binaries ({program}) found; install postgresql or pass --server DSN."
-    )
+    raise ClusterError(f"No Postgres server binaries ({program}) found; install postgresql or pass --server DSN.")
 
 
 def free_port() -> int:
@@ -67,9 +65,7 @@ def _unprivileged_ids() -> tuple[int, int] | None:
         with contextlib.suppress(KeyError):
             entry = pwd.getpwnam(name)
             return entry.pw_uid, entry.pw_gid
-    raise ClusterError(
-        "Running as root and no unprivileged user (postgres, nobody) exists to own the cluster."
-    )
+    raise ClusterError("Running as root and no unprivileged user (postgres, nobody) exists to own the cluster.")
 
 
 def _demote(ids: tuple[int, int] | None) -> Callable[[], None] | None:
@@ -127,9 +123,7 @@ class ThrowawayCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)
         _chown_tree(self.root, self._ids)
-        self._run(
-            "initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"
-        )
+        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
 
     def start(self) -> "ThrowawayCluster":
         if not (self.datadir / "PG_VERSION").exists():

@@ -62,7 +62,5 @@ def resolve_target(name_or_dsn: str, targets: Mapping[str, Target], default_role
 def require_role(target: Target, *roles: TargetRole) -> Target:
     if target.role not in roles:
         wanted = " or ".join(r.value for r in roles)
-        raise TargetError(
-            f"Target {target.name!r} is a {target.role.value} target; this needs a {wanted} target."
-        )
+        raise TargetError(f"Target {target.name!r} is a {target.role.value} target; this needs a {wanted} target.")
     return target

@@ -1,0 +1,19 @@
+"""The restore toolkit's `rewind` subcommands. `bot.cli` adds them to its parser with `register()`.
+
+Each subcommand module exposes `register(subparsers, targets)` and sets `func(args) -> int` on its parsers.
+`targets` returns the configured targets by name (the bot's settings own the configuration).
+"""
+
+import argparse
+from collections.abc import Callable, Mapping
+
+from restore.targets import Target
+
+TargetsProvider = Callable[[], Mapping[str, Target]]
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", targets: TargetsProvider) -> None:
+    from restore.cli import data, replica
+
+    replica.register(subparsers, targets)
+    data.register(subparsers, targets)
