@@ -1,13 +1,60 @@
-"""Backup vs live for one table, by key: rows deleted, added and changed (with the changed columns)."""
+"""Backup vs live for one table, by key: rows deleted, added and changed (with the changed columns).
 
-from collections.abc import Sequence
+How it works, and why it never holds a table in memory nor relies on either server's collation:
+
+1. Each side opens one connection in one `REPEATABLE READ READ ONLY` transaction (a consistent snapshot; `--where`
+   is user SQL and never runs outside it) with identical text-output settings (UTC, ISO dates, shortest exact
+   floats, hex bytea), so the same value has the same text form, hence the same hash, on both servers.
+2. Pass 1, both sides at once: one scan per side hashes every row's key text into a bucket (`hash & mask`, a power of
+   two chosen from the row count) and returns per bucket `count(*)` and `sum(row hash)`, ordered by bucket number
+   (an integer, so the order is the same everywhere). The two streams are merged; equal buckets are skipped.
+3. Pass 2, only if some buckets differ: each side streams the rows of the differing buckets only, as (key hash, key
+   text, key values, one hash per column), ordered by key hash. A merge on key hash, then key text, yields deleted,
+   added and changed rows; comparing the column hashes names the changed columns.
+4. With `--where`, a key seen on one side only may still exist on the other side outside the filter (its filtered
+   column changed). Those keys are looked up by key on the other side (index lookups) and reported as changed.
+
+Compared columns: the key, then every non-generated column both sides have. Generated columns are skipped: they are
+recomputed from the compared columns (so they carry no information of their own), a plan cannot write them back, and
+a changed generation expression would otherwise flag every row. Values compare by their text form, so numeric `1.0`
+and `1.00` differ (a restore should give the exact value back), NULL and '' differ, and json compares as written.
+"""
+
+import contextlib
+import queue
+import threading
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import pglast
+import psycopg
+from psycopg import sql
 from pydantic import BaseModel
 
-from restore.targets import Target
+from restore.catalog import Table, load_catalog
+from restore.errors import RewindError
+from restore.targets import Target, TargetRole, mask_dsn
 
 DiffSide = Target | str
+
+ROWS_PER_BUCKET = 32
+MAX_BUCKETS = 1 << 20
+BATCH_ROWS = 2000
+LOOKUP_BATCH = 500
+# Session settings that fix every type's text form, so both servers render (and hash) a value identically.
+SESSION_SETTINGS = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, MDY",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "1",
+    "bytea_output": "hex",
+}
+
+
+class DiffError(RewindError):
+    """A diff that cannot run as asked (bad --where, a key that is not unique, a table missing on one side)."""
 
 
 class ChangedRow(BaseModel):
@@ -24,6 +71,57 @@ class DiffResult(BaseModel):
     counts: dict[str, int]
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What both sides compare: the key, the columns, the filter and the hash function."""
+
+    table: Table
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    where: str | None
+    portable_hash: bool  # md5 instead of hashtextextended, when the servers' hash functions disagree
+
+    def hash(self, text_expr: sql.Composable) -> sql.Composable:
+        # COLLATE "C": a non-deterministic column collation would otherwise make the hash collation-aware.
+        collated = sql.SQL('({}) COLLATE "C"').format(text_expr)
+        if self.portable_hash:
+            return sql.SQL("('x' || left(md5({}), 16))::bit(64)::bigint").format(collated)
+        return sql.SQL("hashtextextended({}, 0)").format(collated)
+
+    def key_text(self) -> sql.Composable:
+        idents = [sql.Identifier(c) for c in self.key]
+        if len(idents) == 1:
+            return sql.SQL("({})::text").format(idents[0])
+        return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(idents))
+
+    def row_text(self) -> sql.Composable:
+        return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(sql.Identifier(c) for c in self.columns))
+
+    def filter(self) -> sql.Composable:
+        return sql.SQL("WHERE ({})").format(sql.SQL(self.where)) if self.where else sql.SQL("")
+
+
+@dataclass
+class _Side:
+    """One database in one REPEATABLE READ READ ONLY transaction."""
+
+    label: str
+    conn: psycopg.Connection
+    table: Table
+    fetched: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    workers: list[threading.Thread] = field(default_factory=list)
+
+    def stop_workers(self) -> None:
+        """Before the connection is closed: a worker still streaming holds the connection's lock."""
+        self.stop.set()
+        for worker in self.workers:
+            worker.join()
+
+
+# --- public API -------------------------------------------------------------------------------------------------
+
+
 def diff_table(
     backup: DiffSide,
     live: DiffSide,
@@ -31,6 +129,324 @@ def diff_table(
     *,
     where: str | None = None,
     key: Sequence[str] | None = None,
-    deleted_only: bool = False,
 ) -> DiffResult:
-    raise NotImplementedError("diff_table is being written (issue 3)")
+    """Rows deleted (backup only), added (live only) and changed (both, with the changed columns) in `table`."""
+    where = _checked_where(where)
+    with (
+        _open_side(backup, TargetRole.BACKUP, table) as b_side,
+        _open_side(live, TargetRole.PRODUCTION, table) as l_side,
+    ):
+        shape = _shape(b_side, l_side, key, where)
+        return _diff(shape, b_side, l_side)
+
+
+# --- setup -----------------------------------------------------------------------------------------------------
+
+
+def _checked_where(where: str | None) -> str | None:
+    """`where` must be one boolean condition: it is pasted into our queries (which run READ ONLY in any case)."""
+    if where is None or not where.strip():
+        return None
+    try:
+        statements = pglast.parse_sql(f"SELECT 1 FROM t WHERE ({where})")
+    except pglast.parser.ParseError as exc:
+        raise DiffError(
+            f"--where is not a valid SQL condition ({exc}); pass e.g. --where \"status = 'open'\"."
+        ) from exc
+    if len(statements) != 1:
+        raise DiffError("--where must be a single condition, not several statements.")
+    return where
+
+
+def _as_target(side: DiffSide, role: TargetRole) -> Target:
+    if isinstance(side, Target):
+        return side
+    return Target(name=mask_dsn(side), dsn=side, role=role)
+
+
+@contextlib.contextmanager
+def _open_side(side: DiffSide, role: TargetRole, table_name: str) -> Iterator[_Side]:
+    target = _as_target(side, role)
+    try:
+        conn = psycopg.connect(target.dsn, autocommit=False)
+    except psycopg.OperationalError as exc:
+        raise DiffError(f"Cannot connect to {target.name}: {mask_dsn(str(exc)).strip()}") from exc
+    try:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        for name, value in SESSION_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        try:
+            table = load_catalog(conn).table(table_name)
+        except RewindError as exc:
+            raise DiffError(f"{target.name}: {exc}") from exc
+        side = _Side(label=target.name, conn=conn, table=table)
+        try:
+            yield side
+        finally:
+            side.stop_workers()
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        conn.close()
+
+
+def _shape(backup: _Side, live: _Side, key: Sequence[str] | None, where: str | None) -> _Shape:
+    key_cols = backup.table.key_columns(key)
+    live_names = set(live.table.column_names)
+    missing = [c for c in key_cols if c not in live_names]
+    if missing:
+        raise DiffError(f"{live.label}: {live.table.qualified} lacks key column(s) {', '.join(missing)}; pass --key.")
+    compared = [c.name for c in backup.table.columns if not c.generated and c.name in live_names]
+    columns = tuple(dict.fromkeys([*key_cols, *compared]))
+    probe = "SELECT hashtextextended('rewind', 0)"
+    portable = backup.conn.execute(probe).fetchone() != live.conn.execute(probe).fetchone()
+    return _Shape(backup.table, tuple(key_cols), columns, where, portable)
+
+
+def _bucket_bits(sides: Sequence[_Side]) -> int:
+    """log2 of the bucket count: about ROWS_PER_BUCKET rows a bucket, from the planner's row estimate."""
+    estimate = 0
+    for side in sides:
+        row = side.conn.execute(
+            "SELECT reltuples, pg_relation_size(oid) FROM pg_class WHERE oid = %s::regclass",
+            (side.table.ident.as_string(side.conn),),
+        ).fetchone()
+        reltuples, size = row if row else (0, 0)
+        estimate = max(estimate, int(reltuples) if reltuples and reltuples > 0 else size // 64)
+    bits = 0
+    while (1 << bits) * ROWS_PER_BUCKET < estimate and (1 << bits) < MAX_BUCKETS:
+        bits += 1
+    return bits
+
+
+# --- the two passes ----------------------------------------------------------------------------------------------
+
+
+def _diff(shape: _Shape, backup: _Side, live: _Side) -> DiffResult:
+    mask = (1 << _bucket_bits((backup, live))) - 1
+    differing, totals = _differing_buckets(shape, backup, live, mask)
+    changed: list[ChangedRow] = []
+    one_sided: dict[str, list[tuple[Any, ...]]] = {"backup": [], "live": []}
+    if len(differing):
+        for b_row, l_row in _matched_rows(shape, backup, live, mask, differing):
+            if l_row is None:
+                one_sided["backup"].append(b_row)
+            elif b_row is None:
+                one_sided["live"].append(l_row)
+            elif b_row.hashes != l_row.hashes:
+                changed.append(ChangedRow(key=list(b_row.key), columns=_changed_columns(shape, b_row, l_row)))
+    deleted = [list(row.key) for row in _resolve_outside_filter(shape, one_sided["backup"], live, changed)]
+    added = [list(row.key) for row in _resolve_outside_filter(shape, one_sided["live"], backup, changed)]
+    counts = {
+        "deleted": len(deleted),
+        "added": len(added),
+        "changed": len(changed),
+        "backup_rows": totals[0],
+        "live_rows": totals[1],
+        "buckets": mask + 1,
+        "buckets_differing": len(differing),
+        "rows_fetched_backup": backup.fetched,
+        "rows_fetched_live": live.fetched,
+    }
+    key = list(shape.key)
+    return DiffResult(
+        table=shape.table.qualified, key=key, deleted=deleted, added=added, changed=changed, counts=counts
+    )
+
+
+def _differing_buckets(shape: _Shape, backup: _Side, live: _Side, mask: int) -> tuple[array, tuple[int, int]]:
+    """Pass 1: per-bucket (count, sum of row hashes) on both sides at once, merged by bucket number."""
+    query = sql.SQL(
+        "SELECT hk & %s AS bucket, count(*), sum(hr) FROM "
+        "(SELECT {key_hash} AS hk, {row_hash} AS hr FROM {table} {filter}) AS s GROUP BY 1 ORDER BY 1"
+    ).format(
+        key_hash=shape.hash(shape.key_text()),
+        row_hash=shape.hash(shape.row_text()),
+        table=shape.table.ident,
+        filter=shape.filter(),
+    )
+    b_rows = _stream_in_thread(backup, query, (mask,))
+    l_rows = _stream_in_thread(live, query, (mask,))
+    differing = array("q")
+    totals = [0, 0]
+    for b_bucket, l_bucket in _merge_sorted(b_rows, l_rows, lambda row: row[0]):
+        totals[0] += b_bucket[1] if b_bucket else 0
+        totals[1] += l_bucket[1] if l_bucket else 0
+        if b_bucket is None or l_bucket is None or b_bucket[1:] != l_bucket[1:]:
+            differing.append((b_bucket or l_bucket)[0])
+    return differing, (totals[0], totals[1])
+
+
+@dataclass(frozen=True)
+class _Row:
+    key_hash: int
+    key_text: str
+    key: tuple[Any, ...]
+    hashes: tuple[int | None, ...]
+
+
+def _row_query(shape: _Shape, condition: sql.Composable) -> sql.Composed:
+    col_hashes = [shape.hash(sql.SQL("({})::text").format(sql.Identifier(c))) for c in shape.columns]
+    return sql.SQL("SELECT {key_hash}, {key_text}, {keys}, {hashes} FROM {table} {condition}").format(
+        key_hash=shape.hash(shape.key_text()),
+        key_text=shape.key_text(),
+        keys=sql.SQL(", ").join(sql.Identifier(c) for c in shape.key),
+        hashes=sql.SQL(", ").join(col_hashes),
+        table=shape.table.ident,
+        condition=condition,
+    )
+
+
+def _to_row(shape: _Shape, raw: Sequence[Any]) -> _Row:
+    n = len(shape.key)
+    return _Row(raw[0], raw[1], tuple(raw[2 : 2 + n]), tuple(raw[2 + n :]))
+
+
+def _matched_rows(
+    shape: _Shape, backup: _Side, live: _Side, mask: int, buckets: array
+) -> Iterator[tuple[_Row | None, _Row | None]]:
+    """Pass 2: the rows of the differing buckets, both sides at once, paired by key (None where a side lacks it)."""
+    condition = sql.SQL("{filter} {conj} {key_hash} & %s = ANY(%s::bigint[]) ORDER BY 1").format(
+        filter=shape.filter(),
+        conj=sql.SQL("AND" if shape.where else "WHERE"),
+        key_hash=shape.hash(shape.key_text()),
+    )
+    query = _row_query(shape, condition)
+    params = (mask, list(buckets))
+    b_rows = (_to_row(shape, r) for r in _stream_in_thread(backup, query, params))
+    l_rows = (_to_row(shape, r) for r in _stream_in_thread(live, query, params))
+    # Distinct keys may share a 64-bit hash, so pair within each run of equal key hashes by key text.
+    for b_group, l_group in _merge_sorted(_runs(shape, b_rows, backup), _runs(shape, l_rows, live), lambda g: g[0]):
+        b_by_text = b_group[1] if b_group else {}
+        l_by_text = l_group[1] if l_group else {}
+        for text in dict.fromkeys([*b_by_text, *l_by_text]):
+            yield b_by_text.get(text), l_by_text.get(text)
+
+
+def _runs(shape: _Shape, rows: Iterator[_Row], side: _Side) -> Iterator[tuple[int, dict[str, _Row]]]:
+    """Consecutive rows with the same key hash, by key text; counts the rows fetched on `side`."""
+    current: tuple[int, dict[str, _Row]] | None = None
+    for row in rows:
+        side.fetched += 1
+        if current is None or current[0] != row.key_hash:
+            if current is not None:
+                yield current
+            current = (row.key_hash, {})
+        if row.key_text in current[1]:
+            raise DiffError(
+                f"Key ({', '.join(shape.key)}) is not unique in {side.label}: {row.key_text} occurs twice. "
+                "Pass --key with columns that identify a row."
+            )
+        current[1][row.key_text] = row
+    if current is not None:
+        yield current
+
+
+def _changed_columns(shape: _Shape, before: _Row, after: _Row) -> list[str]:
+    return [c for c, b, a in zip(shape.columns, before.hashes, after.hashes, strict=True) if b != a]
+
+
+def _resolve_outside_filter(shape: _Shape, rows: list[_Row], other: _Side, changed: list[ChangedRow]) -> Iterator[_Row]:
+    """Rows one side lacks; with a filter, those the other side has outside it become changed rows instead."""
+    if not shape.where:
+        yield from rows
+        return
+    for start in range(0, len(rows), LOOKUP_BATCH):
+        batch = rows[start : start + LOOKUP_BATCH]
+        found = {r.key_text: r for r in _lookup(shape, other, batch)}
+        for row in batch:
+            match = found.get(row.key_text)
+            if match is None:
+                yield row
+            elif match.hashes != row.hashes:
+                changed.append(ChangedRow(key=list(row.key), columns=_changed_columns(shape, row, match)))
+
+
+def _lookup(shape: _Shape, side: _Side, rows: list[_Row]) -> list[_Row]:
+    """The rows with these keys on `side`, ignoring the filter: one indexed semi-join, typed like the key."""
+    types = [side.table.column(c).type_name for c in shape.key]
+    unnest = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types)
+    condition = sql.SQL("WHERE ({keys}) IN (SELECT * FROM unnest({unnest}))").format(
+        keys=sql.SQL(", ").join(sql.Identifier(c) for c in shape.key), unnest=unnest
+    )
+    params = [[row.key[i] for row in rows] for i in range(len(shape.key))]
+    raws = side.conn.execute(_row_query(shape, condition), params).fetchall()
+    side.fetched += len(raws)
+    return [_to_row(shape, r) for r in raws]
+
+
+# --- streaming helpers ------------------------------------------------------------------------------------------
+
+_END = object()
+
+
+def _stream_in_thread(side: _Side, query: sql.Composable, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """Run `query` on `side` in a worker thread now; the returned iterator yields its rows through a bounded queue.
+
+    Lets both sides scan at the same time while memory stays at a few batches whatever the result size. Uses a
+    streaming (not DECLARE'd) cursor so Postgres may still plan the scan in parallel.
+    """
+    batches: queue.Queue[object] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not (stop.is_set() or side.stop.is_set()):
+            try:
+                batches.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            with side.conn.cursor() as cur:
+                batch: list[tuple[Any, ...]] = []
+                for row in cur.stream(query, params, size=BATCH_ROWS):
+                    batch.append(row)
+                    if len(batch) >= BATCH_ROWS:
+                        if not put(batch):
+                            return
+                        batch = []
+                if batch and not put(batch):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(exc)
+
+    worker = threading.Thread(target=work, name=f"rewind-diff-{side.label}", daemon=True)
+    side.workers.append(worker)
+    worker.start()
+    return _drain(batches, stop, worker, side)
+
+
+def _drain(batches: "queue.Queue[object]", stop: threading.Event, worker: threading.Thread, side: _Side) -> Iterator:
+    try:
+        while True:
+            item = batches.get()
+            if item is _END:
+                return
+            if isinstance(item, psycopg.Error):
+                raise DiffError(f"{side.label}: {mask_dsn(str(item)).strip()}") from item
+            if isinstance(item, BaseException):
+                raise item
+            yield from item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _merge_sorted(left: Iterator[Any], right: Iterator[Any], key: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+    """Full outer merge of two iterators sorted by `key` (unique per side): pairs, None where a side lacks one."""
+    lv, rv = next(left, None), next(right, None)
+    while lv is not None or rv is not None:
+        if rv is None or (lv is not None and key(lv) < key(rv)):
+            yield lv, None
+            lv = next(left, None)
+        elif lv is None or key(rv) < key(lv):
+            yield None, rv
+            rv = next(right, None)
+        else:
+            yield lv, rv
+            lv, rv = next(left, None), next(right, None)

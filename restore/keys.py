@@ -53,8 +53,6 @@ def _keys_from_json(path: Path, text: str, key_len: int) -> list[tuple[Any, ...]
 def deleted_keys(backup: DiffSide, live: DiffSide, table: str, where: str | None = None) -> list[tuple[Any, ...]]:
     """Keys of rows in the backup (matching `where`) that live no longer has at all.
 
-    `where` filters both sides of the diff, so a row that still exists in live but no longer matches `where`
-    would look deleted; those are dropped by the diff's own check against live (see DiffResult.deleted).
+    A row that live still has but that no longer matches `where` is not deleted: diff_table reports it as changed.
     """
-    result = diff_table(backup, live, table, where=where, deleted_only=True)
-    return [tuple(key) for key in result.deleted]
+    return [tuple(key) for key in diff_table(backup, live, table, where=where).deleted]
