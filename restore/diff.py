@@ -165,7 +165,8 @@ def _as_target(side: DiffSide, role: TargetRole) -> Target:
 
 
 @contextlib.contextmanager
-def _open_side(side: DiffSide, role: TargetRole, table_name: str) -> Iterator[_Side]:
+def read_only_snapshot(side: DiffSide, role: TargetRole) -> Iterator[tuple[Target, psycopg.Connection]]:
+    """A connection in one REPEATABLE READ READ ONLY transaction with the text settings diffs rely on; rolled back."""
     target = _as_target(side, role)
     try:
         conn = psycopg.connect(target.dsn, autocommit=False)
@@ -176,19 +177,25 @@ def _open_side(side: DiffSide, role: TargetRole, table_name: str) -> Iterator[_S
         conn.read_only = True
         for name, value in SESSION_SETTINGS.items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
-        try:
-            table = load_catalog(conn).table(table_name)
-        except RewindError as exc:
-            raise DiffError(f"{target.name}: {exc}") from exc
-        side = _Side(label=target.name, conn=conn, table=table)
-        try:
-            yield side
-        finally:
-            side.stop_workers()
+        yield target, conn
     finally:
         with contextlib.suppress(psycopg.Error):
             conn.rollback()
         conn.close()
+
+
+@contextlib.contextmanager
+def _open_side(side: DiffSide, role: TargetRole, table_name: str) -> Iterator[_Side]:
+    with read_only_snapshot(side, role) as (target, conn):
+        try:
+            table = load_catalog(conn).table(table_name)
+        except RewindError as exc:
+            raise DiffError(f"{target.name}: {exc}") from exc
+        opened = _Side(label=target.name, conn=conn, table=table)
+        try:
+            yield opened
+        finally:
+            opened.stop_workers()
 
 
 def _shape(backup: _Side, live: _Side, key: Sequence[str] | None, where: str | None) -> _Shape:

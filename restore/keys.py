@@ -4,11 +4,14 @@ Used by `rewind diff`/`gap` and by the graph/plan engine to pick the rows a rest
 """
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from restore.diff import DiffSide, diff_table
+from restore.catalog import load_catalog
+from restore.diff import DiffSide, diff_table, read_only_snapshot
 from restore.errors import RewindError
+from restore.targets import TargetRole
 
 
 class KeysFileError(RewindError):
@@ -56,3 +59,9 @@ def deleted_keys(backup: DiffSide, live: DiffSide, table: str, where: str | None
     A row that live still has but that no longer matches `where` is not deleted: diff_table reports it as changed.
     """
     return [tuple(key) for key in diff_table(backup, live, table, where=where).deleted]
+
+
+def table_key(backup: DiffSide, table: str, key: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The columns rows of `table` are matched by (`key`, else its primary or first unique key), per the backup."""
+    with read_only_snapshot(backup, TargetRole.BACKUP) as (_, conn):
+        return load_catalog(conn).table(table).key_columns(key)
