@@ -240,7 +240,7 @@ class TimelineService:
                     permalink=message.permalink,
                     dedupe_key=key,
                 )
-                flag = _new_flag(session, incident, entry) if kind == EntryKind.FLAG else None
+                flag = _new_flag(session, incident, entry) if kind == EntryKind.FLAG else _added(session, entry)
             else:
                 entry.deleted_at = None
                 flag = session.scalars(select(Flag).where(Flag.entry_id == entry.id)).one_or_none()
@@ -293,9 +293,14 @@ class TimelineService:
             return entries
 
 
-def _new_flag(session: Session, incident: Incident, entry: Entry) -> Flag:
+def _added(session: Session, entry: Entry) -> None:
+    """Insert now: the reactor row needs the entry's id."""
     session.add(entry)
     session.flush()
+
+
+def _new_flag(session: Session, incident: Incident, entry: Entry) -> Flag:
+    _added(session, entry)
     flag = Flag(incident_id=incident.id, number=next_number(session, Flag, incident.id), entry_id=entry.id)
     session.add(flag)
     session.flush()

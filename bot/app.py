@@ -1,0 +1,49 @@
+"""The composition root: builds the Bolt App and plugs in every handler module."""
+
+import logging
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.directory import UserDirectory, name_from_profile
+from bot.services import Services
+from handlers import commands, messages, reactions, shortcuts
+
+LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests; never used with real Slack
+
+
+def build_client(services: Services) -> WebClient:
+    settings = services.settings
+    client = WebClient(token=settings.slack_bot_token or "xoxb-local", base_url=settings.slack_api_url)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    return client
+
+
+def build_app(
+    services: Services,
+    *,
+    client: WebClient | None = None,
+    signing_secret: str | None = None,
+    process_before_response: bool = False,
+) -> App:
+    """A Bolt App whose every Web API call goes to `settings.slack_api_url`.
+
+    `process_before_response` runs listeners before answering: the shell uses it so replies print in order.
+    """
+    settings = services.settings
+    app = App(
+        client=client or build_client(services),
+        signing_secret=signing_secret or settings.slack_signing_secret or LOCAL_SIGNING_SECRET,
+        logger=logging.getLogger("rewind.bolt"),
+        ignoring_self_events_enabled=True,
+        process_before_response=process_before_response,
+    )
+    services.names = UserDirectory(lambda user_id: _lookup_name(app.client, user_id))
+    for module in (commands, reactions, messages, shortcuts):
+        module.register(app, services)
+    return app
+
+
+def _lookup_name(client: WebClient, user_id: str) -> str | None:
+    return name_from_profile(client.users_info(user=user_id).get("user") or {})
