@@ -15,7 +15,7 @@ from slack_bolt.request import BoltRequest
 
 from bot import slackwire
 from bot.app import LOCAL_SIGNING_SECRET
-from bot.localslack import BOT_USER_ID, LocalSlack, RecordedCall
+from bot.localslack import BOT_USER_ID, LocalSlack, RecordedCall, SlackError
 from bot.services import Services
 from handlers.shortcuts import ADD_TO_TIMELINE
 
@@ -59,6 +59,8 @@ class Shell:
             return False
         try:
             self._route(line)
+        except SlackError as exc:
+            self._say(f"(shell) Slack says {exc.error}.")
         except (ValueError, IndexError, KeyError) as exc:
             self._say(f"(shell) {exc}. Type :help for help.")
         return True

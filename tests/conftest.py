@@ -1,9 +1,11 @@
 """Shared fixtures. Postgres is real: REWIND_TEST_DATABASE_URL, or a cluster this session starts and stops."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from bot.store import Store, upgrade
 from restore.cluster import ThrowawayCluster
 from tests.pg import PgServer, test_database_url
 
@@ -26,3 +28,26 @@ def pg_dsn(pg: PgServer) -> Iterator[str]:
     """A fresh, empty database on the test server."""
     with pg.database() as dsn:
         yield dsn
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The state store's URL, once on SQLite and once on real Postgres."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rewind.db'}"
+        return
+    server: PgServer = request.getfixturevalue("pg")
+    name = server.create_database("store")
+    try:
+        yield server.url_for(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A migrated state store (SQLite and Postgres)."""
+    store = Store(store_url)
+    upgrade(store)
+    yield store
+    store.dispose()

@@ -1,0 +1,63 @@
+"""Shell mode, driven through stdin and stdout of `rewind run` with no Slack tokens."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """\
+/inc declare Prices vanished from prod
+prices for acme are gone since ~04:10
++pushpin 2
++pushpin 2
+/inc note ~04:12 consolidation script started
+/inc flag backup may lack late invoices
+/inc step 1 start
+/inc bogus
++large_yellow_circle 2
+:quit
+"""
+
+
+def run_shell(tmp_path: Path, script: str) -> tuple[str, Path]:
+    db = tmp_path / "shell.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWIND_"))}
+    env["REWIND_DATABASE_URL"] = f"sqlite:///{db}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout, db
+
+
+def test_shell_declares_notes_and_pins(tmp_path: Path) -> None:
+    out, db = run_shell(tmp_path, SCRIPT)
+    lines = out.splitlines()
+    assert lines[0].startswith("Rewind shell: you are in #general")
+    assert any("rewind: Incident declared: Prices vanished from prod" in line for line in lines)
+    assert "(shell) now in #inc-" in out
+    assert "[2] you: prices for acme are gone since ~04:10" in lines
+    assert out.count("rewind reacted :memo: to [2]") == 1
+    assert "(shell) Slack says already_reacted." in out  # as in Slack, one person pins a message once
+    assert "rewind: :pushpin: Noted: `~" in out and "consolidation script started — You (shell)" in out
+    assert "Yellow flag 1 raised: backup may lack late invoices" in out
+    assert "(only you) rewind: :warning: There is no step 1: there is no run of show yet." in out
+    assert "(only you) rewind: :warning: I don't know `/inc bogus`." in out
+    assert "↳ [" in out and "Yellow flag 2 raised from this message." in out
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT kind, text, source, approximate FROM entries ORDER BY id").fetchall()
+    assert rows == [
+        ("status", "Incident declared: Prices vanished from prod", "command", 0),
+        ("note", "prices for acme are gone since ~04:10", "reaction", 0),
+        ("note", "consolidation script started", "command", 1),
+        ("flag", "backup may lack late invoices", "command", 0),
+        ("flag", "prices for acme are gone since ~04:10", "reaction", 0),
+    ]
