@@ -716,6 +716,7 @@ class _Link:
         self.sock = sock
         self.send_lock = threading.Lock()
         self.open = True
+        self.retiring = False  # told to reconnect; closed once its replacement connects
 
     def send(self, opcode: int, payload: bytes) -> None:
         """Server-to-client frames are never masked (RFC 6455 5.1)."""
@@ -773,8 +774,11 @@ class _SocketHub:
     def attach(self, sock: socket) -> _Link:
         link = _Link(sock)
         with self.cond:
-            self.links.append(link)
+            retired = [old for old in self.links if old.retiring]
+            self.links = [old for old in self.links if old.open and not old.retiring] + [link]
             self.cond.notify_all()
+        for old in retired:
+            old.close()
         hello = {
             "type": "hello",
             "num_connections": len(self.active()),
@@ -822,9 +826,12 @@ class _SocketHub:
 
     def wait_for_link(self, timeout: float) -> _Link:
         with self.cond:
-            if not self.cond.wait_for(lambda: any(link.open for link in self.links), timeout):
+            if not self.cond.wait_for(lambda: bool(self._usable()), timeout):
                 raise TimeoutError("no Socket Mode client is connected to the stand-in")
-            return [link for link in self.links if link.open][-1]
+            return self._usable()[-1]
+
+    def _usable(self) -> list[_Link]:
+        return [link for link in self.links if link.open and not link.retiring]
 
     def wait_for_ack(self, envelope_id: str, timeout: float) -> dict[str, Any]:
         with self.cond:
@@ -1240,7 +1247,12 @@ class LocalSlack:
     def send_disconnect(self, reason: str = "refresh_requested") -> None:
         """Ask the connected client to reconnect, as Slack does every few hours."""
         link = self.hub.wait_for_link(1)
+        link.retiring = True
         link.send(0x1, json.dumps({"type": "disconnect", "reason": reason}).encode())
+
+    def close_socket_connections(self) -> None:
+        """Close every Socket Mode connection from the server side (a client blocked in recv notices at once)."""
+        self.hub.close_all()
 
 
 __all__ = [

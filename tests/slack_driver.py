@@ -424,6 +424,12 @@ class SocketModeDriver:
         return self
 
     def close(self) -> None:
+        client = self.handler.client
+        client.auto_reconnect_enabled = False
+        # Closing from the server side wakes the client's blocking recv (3 s timeout) so teardown is quick.
+        self.slack.close_socket_connections()
+        client.closed = True
+        client.message_queue.put(None)  # and wakes the message processor's 1 s queue wait
         self.handler.close()
 
     def __enter__(self) -> "SocketModeDriver":
