@@ -3,6 +3,7 @@
 Set REWIND_UPDATE_EXPECTED=1 to rewrite tests/postmortem_expected/ after an intended change, then read the diff.
 """
 
+import argparse
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import Settings
 from bot.errors import NotFoundError
 from bot.postmortem import (
     ProposalSummary,
@@ -22,6 +24,7 @@ from bot.postmortem import (
     render_json,
     render_markdown,
 )
+from bot.postmortem_cli import register as register_postmortem
 from bot.store import Store, upgrade
 from bot.store.models import Entry, EntryReactor, Flag, Incident, Step, Task
 from tests.pg import PgServer
@@ -287,3 +290,57 @@ def test_durations_read_naturally() -> None:
     assert format_duration(30) == "0 min"
     assert format_duration(72 * 60) == "1 h 12 min"
     assert format_duration(26 * 3600) == "1 d 2 h"
+
+
+def run_cli(argv: list[str], database_url: str) -> int:
+    parser = argparse.ArgumentParser(prog="rewind")
+    register_postmortem(
+        parser.add_subparsers(dest="command", required=True), lambda: Settings(database_url=database_url)
+    )
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'rewind.db'}"
+    store = Store(url)
+    upgrade(store)
+    incident_id = seed_incident(store)
+    store.dispose()
+
+    assert run_cli(["postmortem", "--channel", "#inc-prices"], url) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("# Post-mortem: Prices missing on the storefront")
+    assert "Checked the `price\\|cost` view<br>all rows present — U4 |" in markdown  # no directory: the id
+
+    out, picture = tmp_path / "pm.json", tmp_path / "pm.svg"
+    assert (
+        run_cli(
+            [
+                "postmortem",
+                "--incident",
+                str(incident_id),
+                "--format",
+                "json",
+                "--out",
+                str(out),
+                "--picture",
+                str(picture),
+            ],
+            url,
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["header"]["title"] == "Prices missing on the storefront"
+    ET.fromstring(picture.read_text())
+
+    page = tmp_path / "pm.html"
+    assert run_cli(["postmortem", "--incident", str(incident_id), "--format", "html", "--out", str(page)], url) == 0
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_cli_requires_exactly_one_incident_selector(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        run_cli(["postmortem", "--incident", "1", "--channel", "inc-x"], f"sqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(SystemExit):
+        run_cli(["postmortem"], f"sqlite:///{tmp_path / 'r.db'}")
