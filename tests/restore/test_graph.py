@@ -1,7 +1,7 @@
 """The graph walks foreign keys both ways from root rows, set-wise, and classifies rows against live."""
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 import pytest
@@ -49,9 +49,9 @@ DELETE FROM customers WHERE id = 'c1';
 PairFactory = Callable[[str, str, str], tuple[str, str]]
 
 
-@pytest.fixture
-def db_pair(pg: PgServer) -> Iterator[PairFactory]:
-    """Makes (backup, live) databases with the same schema and data, then damages live."""
+@contextmanager
+def db_pairs(pg: PgServer) -> Iterator[PairFactory]:
+    """Makes (backup, live) databases with the same schema and data, then damages live; drops them at the end."""
     with ExitStack() as stack:
 
         def make(schema: str, data: str, damage: str) -> tuple[str, str]:
@@ -64,6 +64,12 @@ def db_pair(pg: PgServer) -> Iterator[PairFactory]:
                         conn.execute(extra)
             return backup, live
 
+        yield make
+
+
+@pytest.fixture
+def db_pair(pg: PgServer) -> Iterator[PairFactory]:
+    with db_pairs(pg) as make:
         yield make
 
 
@@ -121,7 +127,8 @@ UPDATE teams SET lead_id = 20 WHERE id = 2;
 
 
 def test_cycles_and_self_references_terminate(db_pair: PairFactory) -> None:
-    damage = "UPDATE teams SET lead_id = NULL; DELETE FROM people WHERE team_id = 1; DELETE FROM teams WHERE id = 1;"
+    damage = "UPDATE teams SET lead_id = NULL WHERE id = 1; DELETE FROM people WHERE team_id = 1;"
+    damage += "DELETE FROM teams WHERE id = 1"
     backup, live = db_pair(CYCLE, CYCLE_DATA, damage)
     graph = build_graph(backup, live, "teams", [(1,)])
     assert graph.counts() == {
