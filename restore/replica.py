@@ -318,9 +318,10 @@ def _seed_from_template(cluster: ThrowawayCluster) -> None:
     if not (template / "PG_VERSION").exists():
         _build_template(template)
     owner = template.stat()
-    shutil.copytree(template, cluster.datadir, symlinks=True)
-    for path in (cluster.root, *_tree(cluster.root)):
-        os.chown(path, owner.st_uid, owner.st_gid)
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    # cp -a keeps owners and modes in one pass (Python's copytree plus a chown walk is several times slower).
+    subprocess.run(["cp", "-a", str(template), str(cluster.datadir)], check=True, capture_output=True)
+    os.chown(cluster.root, owner.st_uid, owner.st_gid)
     os.chmod(cluster.root, 0o755)
 
 
@@ -340,12 +341,6 @@ def _build_template(template: Path) -> None:
         shutil.rmtree(scratch.root, ignore_errors=True)
     if not (template / "PG_VERSION").exists():
         raise ClusterError(f"Could not prepare the cluster template at {template}; remove it and retry.")
-
-
-def _tree(root: Path) -> Iterator[Path]:
-    for directory, dirs, files in os.walk(root):
-        for entry in dirs + files:
-            yield Path(directory) / entry
 
 
 def _create_database(admin_dsn: str, database: str) -> str:
