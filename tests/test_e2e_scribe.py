@@ -106,6 +106,7 @@ def test_notes_flags_plan_and_tasks_are_recorded_then_confirmed(rewind: Rewind, 
 def test_status_timeline_and_help_answer_only_the_asker(rewind: Rewind, slack: LocalSlack) -> None:
     rewind.declare_here()
     rewind.driver.command("note backup located")
+    slack.wait_for("chat.postMessage", 2)  # the header and the note's confirmation, posted after the ack
     slack.clear()
     status = rewind.driver.command("status").json()["text"]
     assert "*Open yellow flags*\nnone" in status and "backup located" in status
