@@ -391,7 +391,8 @@ def _batches(groups: list[tuple[list[GraphRow], bool]], batch_size: int) -> Iter
 
 
 def _counted(number: int, statement: str) -> str:
-    return f"WITH done AS (\n{statement}\nRETURNING 1\n)\nINSERT INTO {DONE_TABLE} (step) SELECT {number} FROM done;\n"
+    # The statement starts on the first line, so a runner's one-line preview names the table and action.
+    return f"WITH done AS ({statement}\nRETURNING 1\n)\nINSERT INTO {DONE_TABLE} (step) SELECT {number} FROM done;\n"
 
 
 def _statement(layout: _Layout, step: Step, rows: list[GraphRow]) -> str:

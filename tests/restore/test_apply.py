@@ -1,0 +1,128 @@
+"""The runner: dry runs roll back, executions commit only when the counts match, with timeouts and a recorded xid."""
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from restore.diff import diff_table
+from restore.plan import make_plan
+from restore.runner import ApplyError, check_xact, dry_run, execute, split_script
+from tests.pg import PgServer
+from tests.restore.test_graph import SHOP, SHOP_DAMAGE, SHOP_DATA, PairFactory, db_pairs
+from tests.restore.test_plan import SHOP_TABLES, snapshot
+
+
+@pytest.fixture
+def db_pair(pg: PgServer) -> Iterator[PairFactory]:
+    with db_pairs(pg) as make:
+        yield make
+
+
+def test_dry_run_reports_counts_and_changes_nothing_then_execute_commits(db_pair: PairFactory) -> None:
+    backup, live = db_pair(SHOP, SHOP_DATA, SHOP_DAMAGE)
+    revert = ["payments.customer_id", "customers.referred_by"]
+    plan = make_plan(backup, live, "customers", [("c1",)], with_dependents=True, revert=revert)
+    damaged = snapshot(live, SHOP_TABLES)
+
+    rehearsal = dry_run(live, plan.sql)
+    assert not rehearsal.committed and rehearsal.dry_run
+    assert snapshot(live, SHOP_TABLES) == damaged
+    by_statement = {s.statement: s.rowcount for s in rehearsal.statements}
+    assert (
+        by_statement['WITH done AS (INSERT INTO "public"."Order Items" ("id", "customer_id", "n", "sku") VALUES'] == 3
+    )
+    assert (
+        sum(
+            s.rowcount
+            for s in rehearsal.statements
+            if s.statement.startswith('WITH done AS (UPDATE "public"."payments"')
+        )
+        == 3
+    )
+    assert check_xact(live, rehearsal.xid or 0) == "aborted"
+
+    seen: list[int] = []
+    result = execute(live, plan.sql, expected_counts=rehearsal.counts, on_xid=seen.append)
+    assert result.committed and result.counts == rehearsal.counts and seen == [result.xid]
+    assert check_xact(live, result.xid or 0) == "committed"
+    assert snapshot(live, SHOP_TABLES) == snapshot(backup, SHOP_TABLES)
+    # The diff over the same rows finds nothing left to restore.
+    for table in ("customers", "orders", "Order Items", "payments"):
+        diff = diff_table(backup, live, table)
+        assert diff.deleted == [] and diff.changed == [], table
+
+
+def test_execution_that_differs_from_its_dry_run_rolls_back(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, flag bool); INSERT INTO t VALUES (1, false), (2, false)")
+    script = "BEGIN;\nUPDATE t SET flag = true WHERE NOT flag;\nCOMMIT;\n"
+    rehearsal = dry_run(pg_dsn, script)
+    assert rehearsal.counts == [2]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE t SET flag = true WHERE id = 1")
+    xids: list[int] = []
+    with pytest.raises(ApplyError, match=r"nothing was changed: statement 1: dry run 2, now 1"):
+        execute(pg_dsn, script, expected_counts=rehearsal.counts, on_xid=xids.append)
+    assert xids == []
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM t WHERE flag").fetchone() == (1,)
+
+
+def test_a_failing_plan_assertion_is_reported_and_rolled_back(db_pair: PairFactory) -> None:
+    backup, live = db_pair(SHOP, SHOP_DATA, SHOP_DAMAGE)
+    plan = make_plan(backup, live, "customers", [("c1",)], with_dependents=True)
+    execute(live, plan.sql)
+    restored = snapshot(live, SHOP_TABLES)
+    with pytest.raises(ApplyError, match=r"Statement \d+ failed \(DO \$rewind\$\).*got 0.*applied already"):
+        execute(live, plan.sql)
+    assert snapshot(live, SHOP_TABLES) == restored
+
+
+def test_timeouts_are_set_for_the_transaction(pg_dsn: str) -> None:
+    with pytest.raises(ApplyError, match="statement timeout"):
+        execute(pg_dsn, "SELECT pg_sleep(3);", statement_timeout_s=0.2)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int)")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with psycopg.connect(pg_dsn) as conn:
+            conn.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        holding.wait(10)
+        with pytest.raises(ApplyError, match="lock timeout"):
+            execute(pg_dsn, "INSERT INTO t VALUES (1);", lock_timeout_s=0.2)
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_deferred_constraints_are_checked_in_a_dry_run(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (p_id int REFERENCES p DEFERRABLE)")
+    script = "BEGIN;\nSET CONSTRAINTS ALL DEFERRED;\nINSERT INTO c VALUES (7);\nCOMMIT;"
+    with pytest.raises(ApplyError, match="violates foreign key"):
+        dry_run(pg_dsn, script)
+
+
+def test_script_splitting_keeps_the_runner_in_charge_of_the_transaction() -> None:
+    script = "-- a comment; with a semicolon\nBEGIN;\nSELECT 'a;b';\nDO $x$ BEGIN PERFORM 1; END $x$;\nCOMMIT;\n"
+    assert [s.strip().splitlines()[-1] for s in split_script(script)] == [
+        "SELECT 'a;b'",
+        "DO $x$ BEGIN PERFORM 1; END $x$",
+    ]
+    with pytest.raises(ApplyError, match="controls the transaction"):
+        split_script("BEGIN; SELECT 1; COMMIT; DROP TABLE t; COMMIT;")
+    with pytest.raises(ApplyError, match="controls the transaction"):
+        split_script("SELECT 1; ROLLBACK;")
+
+
+def test_unknown_transaction_ids_are_none(pg_dsn: str) -> None:
+    assert check_xact(pg_dsn, 2**40) is None
