@@ -1,11 +1,15 @@
 """The runner: dry runs roll back, executions commit only when the counts match, with timeouts and a recorded xid."""
 
+import argparse
+import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from restore.cli.data import register
 from restore.diff import diff_table
 from restore.plan import make_plan
 from restore.runner import ApplyError, check_xact, dry_run, execute, split_script
@@ -126,3 +130,39 @@ def test_script_splitting_keeps_the_runner_in_charge_of_the_transaction() -> Non
 
 def test_unknown_transaction_ids_are_none(pg_dsn: str) -> None:
     assert check_xact(pg_dsn, 2**40) is None
+
+
+def _rewind(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="rewind")
+    register(parser.add_subparsers(dest="command", required=True), lambda: {})
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_cli_deps_plan_apply(db_pair: PairFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    backup, live = db_pair(SHOP, SHOP_DATA, SHOP_DAMAGE)
+    sides = ("--backup", backup, "--live", live, "--table", "customers", "--deleted")
+    assert _rewind("deps", *sides, "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"]["public.orders"]["missing"] == 2
+    row = next(r for r in report["rows"] if r["table"] == "public.payments" and r["key"] == ["5"])
+    assert row["status"] == "changed" and row["reached_from"]["table"] == "public.customers"
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text("c1\n")
+    out, undo = tmp_path / "plan.sql", tmp_path / "undo.sql"
+    plan_args = ("--backup", backup, "--live", live, "--table", "customers", "--keys", str(keys), "--with-dependents")
+    revert = ("--revert", "payments.customer_id,customers.referred_by")
+    assert _rewind("plan", *plan_args, *revert, "--out", str(out), "--undo", str(undo)) == 0
+    assert "plan written to" in capsys.readouterr().out
+    assert "-- made by: rewind plan --backup" in out.read_text() and undo.exists()
+
+    assert _rewind("apply", str(out), "--target", live) == 0
+    assert "dry run rolled back, nothing changed" in capsys.readouterr().out
+    assert _rewind("apply", str(out), "--target", live, "--execute", "--json") == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["committed"] and f"committing transaction {result['xid']}" in captured.err
+    assert snapshot(live, SHOP_TABLES) == snapshot(backup, SHOP_TABLES)
+    assert _rewind("deps", *sides) == 0
+    assert "0 row(s) from 0 root key(s)" in capsys.readouterr().out
