@@ -21,6 +21,7 @@ and `1.00` differ (a restore should give the exact value back), NULL and '' diff
 """
 
 import contextlib
+import itertools
 import queue
 import threading
 from array import array
@@ -50,7 +51,11 @@ SESSION_SETTINGS = {
     "IntervalStyle": "postgres",
     "extra_float_digits": "1",
     "bytea_output": "hex",
+    "jit": "off",  # compiling these hashing scans costs more than it saves
 }
+# Pass 1 only: the planner guesses one group per row for `hash & mask` and would sort the whole table to group it;
+# a hash aggregate over at most MAX_BUCKETS small groups is what we want.
+BUCKET_PASS_SETTINGS = {"enable_sort": "off", "work_mem": "64MB"}
 
 
 class DiffError(RewindError):
@@ -80,6 +85,16 @@ class _Shape:
     columns: tuple[str, ...]
     where: str | None
     portable_hash: bool  # md5 instead of hashtextextended, when the servers' hash functions disagree
+    xor_aggregate: bool  # bit_xor (Postgres 14+; much cheaper than sum, whose state is a 128-bit integer)
+    key_hasher: str | None  # a native hash for a one-column integer/uuid key of the same kind on both sides
+
+    def key_hash(self) -> sql.Composable:
+        """The bucketing hash of a row's key; a native hash skips rendering the key as text on every row."""
+        if self.key_hasher == "int":
+            return sql.SQL("hashint8extended(({})::int8, 0)").format(sql.Identifier(self.key[0]))
+        if self.key_hasher == "uuid":
+            return sql.SQL("uuid_hash_extended({}, 0)").format(sql.Identifier(self.key[0]))
+        return self.hash(self.key_text())
 
     def hash(self, text_expr: sql.Composable) -> sql.Composable:
         # COLLATE "C": a non-deterministic column collation would otherwise make the hash collation-aware.
@@ -206,9 +221,22 @@ def _shape(backup: _Side, live: _Side, key: Sequence[str] | None, where: str | N
         raise DiffError(f"{live.label}: {live.table.qualified} lacks key column(s) {', '.join(missing)}; pass --key.")
     compared = [c.name for c in backup.table.columns if not c.generated and c.name in live_names]
     columns = tuple(dict.fromkeys([*key_cols, *compared]))
-    probe = "SELECT hashtextextended('rewind', 0)"
+    probe = "SELECT hashtextextended('rewind', 0), hashint8extended(7, 0)"
     portable = backup.conn.execute(probe).fetchone() != live.conn.execute(probe).fetchone()
-    return _Shape(backup.table, tuple(key_cols), columns, where, portable)
+    xor = min(backup.conn.info.server_version, live.conn.info.server_version) >= 140000
+    hasher = None if portable else _native_key_hasher(backup.table, live.table, key_cols)
+    return _Shape(backup.table, tuple(key_cols), columns, where, portable, xor, hasher)
+
+
+_NATIVE_KEY_TYPES = {"smallint": "int", "integer": "int", "bigint": "int", "uuid": "uuid"}
+
+
+def _native_key_hasher(backup: Table, live: Table, key: Sequence[str]) -> str | None:
+    """'int' or 'uuid' when the key is one column of that kind on both sides (int widths hash alike as int8)."""
+    if len(key) != 1:
+        return None
+    kinds = {_NATIVE_KEY_TYPES.get(t.column(key[0]).type_name) for t in (backup, live)}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _bucket_bits(sides: Sequence[_Side]) -> int:
@@ -263,26 +291,48 @@ def _diff(shape: _Shape, backup: _Side, live: _Side) -> DiffResult:
 
 
 def _differing_buckets(shape: _Shape, backup: _Side, live: _Side, mask: int) -> tuple[array, tuple[int, int]]:
-    """Pass 1: per-bucket (count, sum of row hashes) on both sides at once, merged by bucket number."""
+    """Pass 1: per-bucket (count, xor or sum of row hashes) on both sides at once; the buckets that differ.
+
+    No ORDER BY: buckets are dense integers, so each side's aggregates land in fixed arrays (16 bytes a bucket)
+    and Postgres is free to hash-aggregate instead of sorting the table.
+    """
     query = sql.SQL(
-        "SELECT hk & %s AS bucket, count(*), sum(hr) FROM "
-        "(SELECT {key_hash} AS hk, {row_hash} AS hr FROM {table} {filter}) AS s GROUP BY 1 ORDER BY 1"
+        "SELECT hk & %s AS bucket, count(*), {aggregate}(hr) FROM "
+        "(SELECT {key_hash} AS hk, {row_hash} AS hr FROM {table} {filter}) AS s GROUP BY 1"
     ).format(
-        key_hash=shape.hash(shape.key_text()),
+        key_hash=shape.key_hash(),
         row_hash=shape.hash(shape.row_text()),
         table=shape.table.ident,
         filter=shape.filter(),
+        aggregate=sql.SQL("bit_xor" if shape.xor_aggregate else "sum"),
     )
-    b_rows = _stream_in_thread(backup, query, (mask,))
-    l_rows = _stream_in_thread(live, query, (mask,))
-    differing = array("q")
-    totals = [0, 0]
-    for b_bucket, l_bucket in _merge_sorted(b_rows, l_rows, lambda row: row[0]):
-        totals[0] += b_bucket[1] if b_bucket else 0
-        totals[1] += l_bucket[1] if l_bucket else 0
-        if b_bucket is None or l_bucket is None or b_bucket[1:] != l_bucket[1:]:
-            differing.append((b_bucket or l_bucket)[0])
-    return differing, (totals[0], totals[1])
+    for side in (backup, live):
+        _set_local(side.conn, BUCKET_PASS_SETTINGS)
+    streams = [_stream_in_thread(side, query, (mask,)) for side in (backup, live)]
+    counts = [array("q", bytes(8 * (mask + 1))) for _ in streams]
+    hashes = [array("q", bytes(8 * (mask + 1))) for _ in streams]
+    for pair in itertools.zip_longest(*streams):
+        for i, row in enumerate(pair):
+            if row is not None:
+                counts[i][row[0]] = row[1]
+                hashes[i][row[0]] = _signed64(int(row[2]))
+    for side in (backup, live):
+        _set_local(side.conn, {name: "default" for name in BUCKET_PASS_SETTINGS})
+    differing = array("q", (b for b in range(mask + 1) if counts[0][b] != counts[1][b] or hashes[0][b] != hashes[1][b]))
+    return differing, (sum(counts[0]), sum(counts[1]))
+
+
+def _signed64(value: int) -> int:
+    """A sum of 64-bit hashes (Postgres < 14) can overflow 64 bits; modulo 2**64 it still tells buckets apart."""
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+def _set_local(conn: psycopg.Connection, settings: dict[str, str]) -> None:
+    for name, value in settings.items():
+        if value == "default":
+            conn.execute(sql.SQL("RESET {}").format(sql.Identifier(name)))
+        else:
+            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
 @dataclass(frozen=True)
@@ -296,7 +346,7 @@ class _Row:
 def _row_query(shape: _Shape, condition: sql.Composable) -> sql.Composed:
     col_hashes = [shape.hash(sql.SQL("({})::text").format(sql.Identifier(c))) for c in shape.columns]
     return sql.SQL("SELECT {key_hash}, {key_text}, {keys}, {hashes} FROM {table} {condition}").format(
-        key_hash=shape.hash(shape.key_text()),
+        key_hash=shape.key_hash(),
         key_text=shape.key_text(),
         keys=sql.SQL(", ").join(sql.Identifier(c) for c in shape.key),
         hashes=sql.SQL(", ").join(col_hashes),
@@ -317,7 +367,7 @@ def _matched_rows(
     condition = sql.SQL("{filter} {conj} {key_hash} & %s = ANY(%s::bigint[]) ORDER BY 1").format(
         filter=shape.filter(),
         conj=sql.SQL("AND" if shape.where else "WHERE"),
-        key_hash=shape.hash(shape.key_text()),
+        key_hash=shape.key_hash(),
     )
     query = _row_query(shape, condition)
     params = (mask, list(buckets))
