@@ -171,9 +171,13 @@ def seed_incident(store: Store) -> int:
         return incident.id
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+BOTH_STORES = pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
+    """SQLite, or Postgres too for the tests marked BOTH_STORES (the document must not depend on the dialect)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         store = Store(f"sqlite:///{tmp_path / 'rewind.db'}")
         upgrade(store)
         yield store
@@ -198,6 +202,7 @@ def expect(name: str, actual: str) -> None:
     assert actual == path.read_text()
 
 
+@BOTH_STORES
 def test_markdown_matches_the_expected_document(store: Store) -> None:
     incident_id = seed_incident(store)
     pm = build_postmortem(store, incident_id, names=NAMES, zone="UTC")
@@ -213,6 +218,7 @@ def test_display_zone_adds_a_column(store: Store) -> None:
     assert "| ~09:40 | ~10:40 | Noticed prices missing — Alice |" in markdown
 
 
+@BOTH_STORES
 def test_json_rows_have_the_documented_shape(store: Store) -> None:
     incident_id = seed_incident(store)
     doc = json.loads(render_json(build_postmortem(store, incident_id, names=NAMES, zone="UTC")))
@@ -233,6 +239,7 @@ def test_json_rows_have_the_documented_shape(store: Store) -> None:
     assert doc["restore_operations"] == []
 
 
+@BOTH_STORES
 def test_names_fall_back_to_author_name_then_id(store: Store) -> None:
     incident_id = seed_incident(store)
     pm = build_postmortem(store, incident_id, names={"U1": "Alice Liddell"}, zone="UTC")
