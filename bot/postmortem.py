@@ -3,8 +3,10 @@
 `build_postmortem()` reads an incident with one query per table and returns a `PostMortem` of plain values; the
 renderers (`render_markdown`, `render_json`, `render_html`) and the picture (`bot.picture`) only read that model.
 
+Entry text is Slack's: `<@U123>` mentions become "@Name", `<#C1|chan>` "#chan", `<url|label>` "label", and the
+&lt; &gt; &amp; escapes are undone, so every format reads like the channel did.
+
 Entry `data` keys this module understands (all optional):
-- assignment / action: `owner_id`, the person the task went to;
 - proposal / execution: `rows_affected` (int) or `row_counts` ({table: int});
 - restore: any figures, listed under Impact; `backup_time`, `damage_start`, `damage_end` (ISO 8601) become the
   picture's shaded spans.
@@ -12,6 +14,7 @@ Entry `data` keys this module understands (all optional):
 
 import html
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -36,16 +39,13 @@ from bot.store.models import (
 )
 from bot.store.session import Store
 
-# User-typed text gets a label so a row reads on its own; system-made entries (status, step, restore...) already do.
-# Plain-str keys: these lookups run once per entry, 10,000 times for a long incident.
+# User-typed text gets a label so a row reads on its own; system-made entries ("Assigned to …", "Step 2 done: …",
+# "Incident resolved") already do. Plain-str keys: these lookups run once per entry.
 KIND_LABELS = {
     EntryKind.IMPACT.value: "Impact",
     EntryKind.CAUSE.value: "Root cause",
     EntryKind.QUESTION.value: "Question",
-    EntryKind.ACTION.value: "Action item",
-    EntryKind.ASSIGNMENT.value: "Assigned",
 }
-TASK_KINDS = frozenset({EntryKind.ASSIGNMENT.value, EntryKind.ACTION.value})
 COUNTED_KINDS = frozenset({EntryKind.PROPOSAL.value, EntryKind.EXECUTION.value})
 NO_RESTORE_OPERATIONS = "No restore operations were run through Rewind."
 
@@ -185,7 +185,7 @@ def build_postmortem(
         impact=[_statement(e, resolve) for e in live if e.kind == EntryKind.IMPACT],
         root_cause=[_statement(e, resolve) for e in live if e.kind == EntryKind.CAUSE],
         restore_figures=[
-            RestoreFigures(time=e.occurred_at, text=e.text, figures=e.data)
+            RestoreFigures(time=e.occurred_at, text=plain_text(e.text, resolve), figures=e.data)
             for e in live
             if e.kind == EntryKind.RESTORE and e.data
         ],
@@ -194,7 +194,7 @@ def build_postmortem(
         steps=[
             StepSummary(
                 position=s.position,
-                title=s.title,
+                title=plain_text(s.title, resolve),
                 owner=resolve(s.owner_id) if s.owner_id else None,
                 status=s.status,
                 started_at=s.started_at,
@@ -296,19 +296,39 @@ def _row(entry: Any, resolve: Resolve) -> TimelineRow:
 
 
 def _event_text(entry: Any, resolve: Resolve) -> str:
-    text, kind, data = entry.text, entry.kind, entry.data
+    text, kind, data = plain_text(entry.text, resolve), entry.kind, entry.data
     label = KIND_LABELS.get(kind)
     if label:
         text = f"{label}: {text}"
-    if not data:
-        return text
-    if kind in TASK_KINDS and data.get("owner_id"):
-        text += f" → {resolve(data['owner_id'])}"
-    if kind in COUNTED_KINDS:
+    if data and kind in COUNTED_KINDS:
         rows = _row_count(data)
         if rows is not None:
             text += f" ({rows:,} row{'s' if rows != 1 else ''})"
     return text
+
+
+# Only what Slack itself writes inside <…>: a user, a channel, a special mention, or a URL with a scheme. Anything
+# else (text typed in the shell, say) is left alone.
+_SLACK_MARKUP = re.compile(r"<(@[UW][A-Z0-9]+|#C[A-Z0-9]+|![a-z^A-Z0-9]+|[a-z][a-z0-9+.\-]*:[^>|\s]+)(?:\|([^>]*))?>")
+
+
+def plain_text(text: str, resolve: Resolve) -> str:
+    """Slack's message markup as a reader sees it in the channel."""
+    if "<" not in text and "&" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        target, label = match.groups()
+        if target[0] == "@":
+            return "@" + resolve(target[1:])
+        if target[0] == "#":
+            return "#" + (label or target[1:])
+        if target[0] == "!":
+            return "@" + (label or target[1:].split("^")[0])  # <!here>, <!subteam^S1|team>
+        return f"{label} ({target})" if label and label != target else target
+
+    text = _SLACK_MARKUP.sub(replace, text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _row_count(data: Mapping[str, Any]) -> int | None:
@@ -321,7 +341,7 @@ def _row_count(data: Mapping[str, Any]) -> int | None:
 
 
 def _statement(entry: Any, resolve: Resolve) -> Statement:
-    return Statement(time=entry.occurred_at, author=resolve(entry.author_id), text=entry.text)
+    return Statement(time=entry.occurred_at, author=resolve(entry.author_id), text=plain_text(entry.text, resolve))
 
 
 def _questions(flags: Sequence[Any], by_id: Mapping[int, Any], live: list[Any], resolve: Resolve) -> list[Question]:
@@ -330,10 +350,14 @@ def _questions(flags: Sequence[Any], by_id: Mapping[int, Any], live: list[Any], 
         entry = by_id.get(flag.entry_id)  # a withdrawn flag (entry deleted) is no longer a question
         if flag.status == FlagStatus.OPEN and entry is not None:
             questions.append(
-                Question(source=f"Yellow flag #{flag.number}", author=resolve(entry.author_id), text=entry.text)
+                Question(
+                    source=f"Yellow flag #{flag.number}",
+                    author=resolve(entry.author_id),
+                    text=plain_text(entry.text, resolve),
+                )
             )
     questions += [
-        Question(source="Question", author=resolve(e.author_id), text=e.text)
+        Question(source="Question", author=resolve(e.author_id), text=plain_text(e.text, resolve))
         for e in live
         if e.kind == EntryKind.QUESTION
     ]
@@ -344,7 +368,7 @@ def _action_items(tasks: Sequence[Task], resolve: Resolve) -> list[ActionItem]:
     actions = [t for t in tasks if t.kind == TaskKind.ACTION]
     open_assignments = [t for t in tasks if t.kind == TaskKind.ASSIGNMENT and t.status == TaskStatus.OPEN]
     return [
-        ActionItem(item=t.text, owner=resolve(t.owner_id), status=t.status, due_at=t.due_at)
+        ActionItem(item=plain_text(t.text, resolve), owner=resolve(t.owner_id), status=t.status, due_at=t.due_at)
         for t in actions + open_assignments
     ]
 
@@ -609,6 +633,7 @@ __all__ = [
     "build_postmortem",
     "find_incident_id",
     "format_duration",
+    "plain_text",
     "render_html",
     "render_json",
     "render_markdown",

@@ -205,10 +205,15 @@ def nudge_text(quiet_minutes: int, flags: Sequence[Any], steps: Sequence[Step], 
     if steps:
         lines.append("Steps not done:")
         lines += [
-            f"• {s.position}. {s.title}" + (f" (<@{s.owner_id}>)" if s.owner_id else "") + f" — {s.status}"
+            f"• {s.position}. {s.title}" + (f" ({_mention(s.owner_id)})" if s.owner_id else "") + f" — {s.status}"
             for s in steps
         ]
     return "\n".join(lines)
+
+
+def _mention(user: str) -> str:
+    """A Slack user id as a mention; a name typed in the shell (`@alice`) as it is."""
+    return user if user.startswith("@") else f"<@{user}>"
 
 
 def start_scheduler(service: ReminderService, interval_s: float = 60) -> BackgroundScheduler:

@@ -32,7 +32,7 @@ def test_svg_is_xml_with_one_mark_per_entry(postmortem: PostMortem) -> None:
     root = ET.fromstring(render_svg(postmortem))
     assert root.tag == f"{SVG}svg"
     marks = [e for e in root.iter() if "entry" in classes(e)]
-    assert len(marks) == len(postmortem.timeline) == 16
+    assert len(marks) == len(postmortem.timeline) == 18
     assert sorted(m.get("data-kind") for m in marks) == sorted(r.kind for r in postmortem.timeline)
     flags = [m for m in marks if "flag" in classes(m)]
     assert len(flags) == 2 and all(f.tag == f"{SVG}polygon" for f in flags)

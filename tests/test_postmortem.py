@@ -20,6 +20,7 @@ from bot.postmortem import (
     build_postmortem,
     find_incident_id,
     format_duration,
+    plain_text,
     render_html,
     render_json,
     render_markdown,
@@ -73,7 +74,7 @@ def seed_incident(store: Store) -> int:
         s.add(EntryReactor(entry_id=noticed.id, user_id="U5"))
         flag_backup = entry("flag", "10:12", "Orders placed after 02:00 are not in the backup", "U3", "Carol")
         entry("step", "10:15", "Step 1 started: Provision a replica from the 02:00 backup", "U2", "Bob")
-        entry("assignment", "10:16", "Check order totals", "U1", "Alice", data={"owner_id": "U3"})
+        entry("assignment", "10:16", "Assigned to <@U3>: Check order totals", "U1", "Alice")
         flag_disk = entry("flag", "10:20", "Replica disk nearly full", "U3", "Carol")
         withdrawn = entry("note", "10:30", "oops, wrong channel", "U6", "Frank", deleted_at=at("10:31"))
         s.add(EntryReactor(entry_id=withdrawn.id, user_id="U6"))
@@ -89,6 +90,14 @@ def seed_incident(store: Store) -> int:
         entry("cause", "10:43", "The cleanup script deleted price rows without a tenant filter", "U2", "Bob")
         entry("question", "10:44", "Why did the script have write access to prod?", "U3", "Carol")
         entry("note", "10:45", "Checked the `price|cost` view\nall rows present", "U4", None)
+        entry(
+            "note",
+            "10:46",
+            "Asked <@U2|bob> to post <https://grafana.example/d/1|the dashboard> in <#C0OPS|ops> &amp; &lt;b&gt;",
+            "U1",
+            "Alice",
+        )
+        entry("action", "10:47", "Action item to <@U2>: Add a tenant filter to the cleanup script", "U1", "Alice")
         entry("proposal", "10:50", "Proposal #1: re-insert prices on prod", "U2", "Bob", data={"rows_affected": 1204})
         entry(
             "execution",
@@ -223,7 +232,7 @@ def test_json_rows_have_the_documented_shape(store: Store) -> None:
     incident_id = seed_incident(store)
     doc = json.loads(render_json(build_postmortem(store, incident_id, names=NAMES, zone="UTC")))
     rows = doc["timeline"]
-    assert len(rows) == 16  # 17 entries, one withdrawn
+    assert len(rows) == 18  # 19 entries, one withdrawn
     assert all(set(row) == {"time", "approximate", "author", "kind", "text"} for row in rows)
     assert rows[0] == {
         "time": "2026-03-10T09:40:00Z",
@@ -351,3 +360,18 @@ def test_cli_requires_exactly_one_incident_selector(tmp_path: Path) -> None:
         run_cli(["postmortem", "--incident", "1", "--channel", "inc-x"], f"sqlite:///{tmp_path / 'r.db'}")
     with pytest.raises(SystemExit):
         run_cli(["postmortem"], f"sqlite:///{tmp_path / 'r.db'}")
+
+
+def test_slack_markup_reads_as_in_the_channel() -> None:
+    names = {"U2": "Bob"}.get
+
+    def resolve(user_id: str) -> str:
+        return names(user_id) or user_id
+
+    assert plain_text("ask <@U2> and <@W9|x>", resolve) == "ask @Bob and @W9"
+    assert plain_text("<!here> see <#C1|ops>", resolve) == "@here see #ops"
+    assert (
+        plain_text("<https://x.example/a|dash> <https://y.example>", resolve)
+        == "dash (https://x.example/a) https://y.example"
+    )
+    assert plain_text("1 &lt; 2 &amp;&amp; <script>", resolve) == "1 < 2 && <script>"
