@@ -117,7 +117,7 @@ def render_svg(pm: PostMortem, *, spans: Sequence[Span] | None = None, width: in
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
         f'<text x="16" y="26" font-size="17" font-weight="bold">{escape(pm.header.title)}</text>',
         f'<text x="16" y="45" fill="#4a5568">#{escape(pm.header.channel_name)} · timeline in UTC · '
-        f"{len(pm.timeline)} entries · duration {format_duration(pm.header.duration_s)}</text>",
+        f"{len(pm.timeline):,} entries · duration {format_duration(pm.header.duration_s)}</text>",
     ]
     parts += _spans(spans, scale, TOP - 30, axis_y)
     parts += _lanes(pm.timeline, scale, width)
