@@ -1173,6 +1173,11 @@ class LocalSlack:
         with self._ws.lock:
             self._ws.add_reaction(channel, ts, user, name)
 
+    def unreact_as_user(self, channel: str, ts: str, user: str, name: str) -> None:
+        """Take a person's reaction back (state only, no event is sent)."""
+        with self._ws.lock:
+            self._ws.remove_reaction(channel, ts, user, name)
+
     def channel(self, channel: str) -> dict[str, Any]:
         """A channel by id or name, with `is_member` and `num_members`."""
         with self._ws.lock:

@@ -9,6 +9,7 @@ import json
 import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
+from urllib.parse import urlencode
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
@@ -102,15 +103,10 @@ class Shell:
 
     def _slash(self, line: str) -> None:
         command, _, text = line.partition(" ")
-        body = slackwire.slash_command_body(
-            command,
-            text,
-            user_id=self.user_id,
-            user_name=self.user_name,
-            channel_id=self.channel_id,
-            channel_name=self._channel_name(),
+        fields = slackwire.slash_command(
+            text, self.user_id, self.channel_id, self._channel_name(), command, user_name=self.user_name
         )
-        response = self._dispatch(body, slackwire.FORM)
+        response = self._dispatch(urlencode(fields), slackwire.FORM)
         if response.get("text"):
             self._say(f"(only you) rewind: {response['text']}")
         self._follow_new_channel()
@@ -118,47 +114,36 @@ class Shell:
     def _message(self, text: str) -> None:
         ts = self.slack.post_as_user(self.channel_id, self.user_id, text)
         self._show(self.channel_id, ts, self.user_name, text)
-        event = slackwire.message_event(user=self.user_id, text=text, channel=self.channel_id, ts=ts)
-        self._dispatch(slackwire.event_body(event), slackwire.JSON)
+        self._event(slackwire.message_event(text, self.channel_id, self.user_id, ts))
 
     def _react(self, added: bool, emoji: str, number: int) -> None:
         ts = self._ts(number)
         author = self.slack.message(self.channel_id, ts).get("user", "")
-        if added:
-            self.slack.react_as_user(self.channel_id, ts, self.user_id, emoji)
-        event = slackwire.reaction_event(
-            added, user=self.user_id, reaction=emoji, channel=self.channel_id, ts=ts, item_user=author
-        )
-        self._dispatch(slackwire.event_body(event), slackwire.JSON)
+        change = self.slack.react_as_user if added else self.slack.unreact_as_user
+        change(self.channel_id, ts, self.user_id, emoji)
+        build = slackwire.reaction_added if added else slackwire.reaction_removed
+        self._event(build(emoji, self.channel_id, ts, self.user_id, author))
 
     def _edit(self, number: int, text: str) -> None:
         ts = self._ts(number)
         old = self.slack.message(self.channel_id, ts)
-        event = slackwire.message_changed_event(
-            user=old.get("user", self.user_id),
-            channel=self.channel_id,
-            ts=ts,
-            old_text=old.get("text", ""),
-            new_text=text,
-        )
+        event = slackwire.message_changed(self.channel_id, ts, text, old.get("text", ""), old.get("user", self.user_id))
         old["text"] = text
         self._say(f"(shell) edited [{number}]")
-        self._dispatch(slackwire.event_body(event), slackwire.JSON)
+        self._event(event)
 
     def _shortcut(self, number: int) -> None:
         message = dict(self.slack.message(self.channel_id, self._ts(number)))
-        body = slackwire.message_shortcut_body(
-            ADD_TO_TIMELINE,
-            user_id=self.user_id,
-            user_name=self.user_name,
-            channel_id=self.channel_id,
-            channel_name=self._channel_name(),
-            message=message,
+        payload = slackwire.message_shortcut(
+            ADD_TO_TIMELINE, message, self.channel_id, self.user_id, self._channel_name()
         )
-        self._dispatch(body, slackwire.FORM)
+        self._dispatch(slackwire.form_payload(payload), slackwire.FORM)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        self._dispatch(json.dumps(slackwire.event_callback(event)), slackwire.JSON)
 
     def _dispatch(self, body: str, content_type: str) -> dict[str, Any]:
-        headers = slackwire.signed_headers(LOCAL_SIGNING_SECRET, body, content_type)
+        headers = slackwire.sign(LOCAL_SIGNING_SECRET, body, content_type=content_type)
         response = self.app.dispatch(BoltRequest(body=body, headers={k: [v] for k, v in headers.items()}))
         if response.status >= 400:
             self._say(f"(shell) the app answered {response.status}: {response.body}")

@@ -16,6 +16,9 @@ prices for acme are gone since ~04:10
 /inc step 1 start
 /inc bogus
 +large_yellow_circle 2
+-pushpin 2
+-pushpin 2
+/inc timeline
 :quit
 """
 
@@ -52,8 +55,15 @@ def test_shell_declares_notes_and_pins(tmp_path: Path) -> None:
     assert "(only you) rewind: :warning: I don't know `/inc bogus`." in out
     assert "↳ [" in out and "Yellow flag 2 raised from this message." in out
 
+    assert "(shell) Slack says no_reaction." in out  # the second -pushpin: nothing left to take back
+    timeline = out[out.rindex("(only you) rewind: Timeline:") :]
+    assert "Yellow flag: prices for acme" in timeline and "— Alice" not in timeline
+    assert timeline.count("prices for acme are gone") == 1  # the pinned note is withdrawn, the flag stays
+
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT kind, text, source, approximate FROM entries ORDER BY id").fetchall()
+        deleted = conn.execute("SELECT kind FROM entries WHERE deleted_at IS NOT NULL").fetchall()
+    assert deleted == [("note",)]
     assert rows == [
         ("status", "Incident declared: Prices vanished from prod", "command", 0),
         ("note", "prices for acme are gone since ~04:10", "reaction", 0),

@@ -1,7 +1,8 @@
 """Engine and session handling. One `Store` per process; services open short transactions through it."""
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +43,9 @@ class Store:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time and its busy handler sleeps in steps of up to 100 ms; queueing this
+        # process's transactions on a lock instead keeps the ack path short and avoids "database is locked".
+        self._sqlite_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -50,7 +54,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any error."""
-        with self._sessions() as session, session.begin():
+        with self._sqlite_lock or nullcontext(), self._sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
