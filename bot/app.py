@@ -42,6 +42,7 @@ def build_app(
     services.names = UserDirectory(lambda user_id: _lookup_name(app.client, user_id))
     for module in (commands, reactions, messages, shortcuts):
         module.register(app, services)
+    reactions.register_unmatched(app)  # last: Bolt runs the first listener that matches
     return app
 
 

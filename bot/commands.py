@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from bot import restore_grammar
 from bot.errors import UsageError
 from bot.timeparse import TIME_EXAMPLE, ParsedTime, split_leading_time
 
@@ -84,9 +85,17 @@ class SectionText(Command):
     text: str
 
 
-AnyCommand = (
-    Declare | Note | FlagRaise | FlagResolve | Listing | Plan | StepUpdate | TaskCreate | StatusChange | SectionText
-)
+class Postmortem(Command):
+    name: Literal["postmortem"] = "postmortem"
+    canvas: bool = False
+    update: bool = False
+
+
+class ImportHistory(Command):
+    name: Literal["import-history"] = "import-history"
+
+
+AnyCommand = Command
 
 _Parser = Callable[[str, datetime, ZoneInfo, str], AnyCommand]
 
@@ -102,6 +111,8 @@ HELP: list[tuple[str, str]] = [
     ("action @owner <follow-up>", "record a post-incident action item"),
     ("actions", "list action items and assignments"),
     ("impact <text> / cause <text> / question <text>", "post-mortem sections"),
+    ("postmortem [canvas [update]]", "write the post-mortem (Markdown and a picture, or the channel canvas)"),
+    ("import-history", "rebuild the timeline from this channel's history (📌 and 🟡 reactions)"),
     ("status", "the incident at a glance"),
     ("timeline [n]", "the last n entries (default 10)"),
     ("resolve / close", "change the incident's status"),
@@ -166,7 +177,9 @@ def _flag(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> FlagRaise | F
     return FlagRaise(text=text, at=when.at if when else None, approximate=bool(when and when.approximate))
 
 
-def _plan(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> Plan:
+def _plan(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> Command:
+    if restore_grammar.is_restore_plan(rest):
+        return restore_grammar.parse_restore_plan(rest, now, zone, slash)
     steps = [s.strip() for s in rest.split(";") if s.strip()]
     if not steps:
         raise UsageError("Give the steps, separated by `;`.", f"{slash} plan restore backup; diff prices; re-insert")
@@ -232,6 +245,19 @@ def _section(name: Literal["impact", "cause", "question"]) -> _Parser:
     return parse
 
 
+def _postmortem(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> Postmortem:
+    words = rest.lower().split()
+    if words not in ([], ["canvas"], ["canvas", "update"]):
+        raise UsageError("Say `postmortem`, `postmortem canvas` or `postmortem canvas update`.", f"{slash} postmortem")
+    return Postmortem(canvas=bool(words), update=len(words) == 2)
+
+
+def _import_history(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> ImportHistory:
+    if rest:
+        raise UsageError("`import-history` takes no arguments: it reads this channel.", f"{slash} import-history")
+    return ImportHistory()
+
+
 _PARSERS: dict[str, _Parser] = {
     "declare": _declare,
     "note": _note,
@@ -250,4 +276,8 @@ _PARSERS: dict[str, _Parser] = {
     "impact": _section("impact"),
     "cause": _section("cause"),
     "question": _section("question"),
+    "postmortem": _postmortem,
+    "import-history": _import_history,
+    **restore_grammar.PARSERS,
 }
+HELP += restore_grammar.HELP

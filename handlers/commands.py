@@ -21,6 +21,7 @@ from bot.services import Services
 from bot.store.models import EntryKind, IncidentStatus, TaskKind
 from bot.store.types import utcnow
 from handlers import blocks
+from handlers import restore as restore_handlers
 from handlers.blocks import Reply
 
 log = logging.getLogger("rewind.commands")
@@ -74,7 +75,9 @@ Handler = Callable[[Services, WebClient, Invocation, Any], Reply]
 
 
 def dispatch(services: Services, client: WebClient, inv: Invocation, parsed: grammar.AnyCommand) -> Reply:
-    handler: Handler = _HANDLERS[type(parsed)]
+    handler = _HANDLERS.get(type(parsed))
+    if handler is None:
+        raise UsageError(f"`{parsed.name}` is not available in this version.", "/inc help")
     return handler(services, client, inv, parsed)
 
 
@@ -201,4 +204,5 @@ _HANDLERS: dict[type, Handler] = {
     grammar.TaskCreate: _task,
     grammar.StatusChange: _status_change,
     grammar.SectionText: _section,
+    **restore_handlers.HANDLERS,
 }

@@ -46,10 +46,14 @@ def message_ref(services: Services, client: WebClient, channel_id: str, message:
 def register(app: App, services: Services) -> None:
     kinds = reaction_kinds(services)
 
-    @app.event("reaction_added")
+    def timeline_emoji(event: dict[str, Any]) -> bool:
+        """Only 📌 and 🟡 are ours; other reactions (✅ on a proposal, say) go to their own listeners."""
+        return event.get("reaction") in kinds
+
+    @app.event("reaction_added", matchers=[timeline_emoji])
     def on_added(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
-        kind, item = kinds.get(event.get("reaction", "")), event.get("item", {})
-        if kind is None or item.get("type") != "message" or services.incidents.find(item["channel"]) is None:
+        kind, item = kinds[event["reaction"]], event.get("item", {})
+        if item.get("type") != "message" or services.incidents.find(item["channel"]) is None:
             return
         message = fetch_message(client, item["channel"], item["ts"])
         if message is None:
@@ -65,10 +69,10 @@ def register(app: App, services: Services) -> None:
         if recorded.created:
             confirm_recorded(services, client, ref, recorded)
 
-    @app.event("reaction_removed")
+    @app.event("reaction_removed", matchers=[timeline_emoji])
     def on_removed(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
-        kind, item = kinds.get(event.get("reaction", "")), event.get("item", {})
-        if kind is None or item.get("type") != "message" or services.incidents.find(item["channel"]) is None:
+        kind, item = kinds[event["reaction"]], event.get("item", {})
+        if item.get("type") != "message" or services.incidents.find(item["channel"]) is None:
             return
         try:
             withdrawn = services.timeline.withdraw_reaction(
@@ -85,3 +89,15 @@ def register(app: App, services: Services) -> None:
 
 
 __all__ = ["Recorded", "message_ref", "register"]
+
+
+def register_unmatched(app: App) -> None:
+    """Reactions nobody listens for are acknowledged quietly instead of logged as unhandled."""
+
+    @app.event("reaction_added")
+    def on_other_added() -> None:
+        pass
+
+    @app.event("reaction_removed")
+    def on_other_removed() -> None:
+        pass
