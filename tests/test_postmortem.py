@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from bot.config import Settings
 from bot.errors import NotFoundError
@@ -375,3 +376,21 @@ def test_slack_markup_reads_as_in_the_channel() -> None:
         == "dash (https://x.example/a) https://y.example"
     )
     assert plain_text("1 &lt; 2 &amp;&amp; <script>", resolve) == "1 < 2 && <script>"
+
+
+def test_build_reads_each_table_once_whatever_the_size(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'rewind.db'}")
+    upgrade(store)
+    incident_id = seed_incident(store)
+    with store.transaction() as s:
+        s.add_all(
+            Entry(incident_id=incident_id, kind="note", text=f"n{i}", author_id=f"U{i}", occurred_at=at("10:00"))
+            for i in range(300)
+        )
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    pm = build_postmortem(store, incident_id, names=NAMES)
+    store.dispose()
+    assert len(pm.timeline) == 318
+    # incident, entries, reactors, flags, steps, tasks: no query per entry
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 6
