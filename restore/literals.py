@@ -40,8 +40,16 @@ def literal(value: str | None, type_name: str, *, typed_null: bool = False) -> s
 
 
 def row_literal(values: Sequence[str | None], type_names: Sequence[str], *, typed_null: bool = False) -> str:
-    """`(lit, lit, ...)` for one row of text values."""
-    return "(" + ", ".join(literal(v, t, typed_null=typed_null) for v, t in zip(values, type_names, strict=True)) + ")"
+    """`(lit, lit, ...)` for one row of text values. Inlined quoting: plans render every value of 100k rows."""
+    parts = []
+    for value, type_name in zip(values, type_names, strict=True):
+        if value is None:
+            parts.append(f"NULL::{type_name}" if typed_null else "NULL")
+        elif "\\" in value:
+            parts.append(f"{quote_text(value)}::{type_name}")
+        else:
+            parts.append("'" + value.replace("'", "''") + "'::" + type_name)
+    return "(" + ", ".join(parts) + ")"
 
 
 def ident(*names: str) -> str:

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from restore.catalog import ForeignKey, Table
 from restore.errors import RewindError
 from restore.graph import BATCH_SIZE, Graph, GraphRow, Key, RowStatus, Source, build_graph, read_snapshot
-from restore.literals import has_equality, ident, ident_list, literal, quote_text
+from restore.literals import has_equality, ident, ident_list, quote_text, row_literal
 from restore.meta import backup_time_of
 from restore.targets import mask_dsn
 
@@ -423,12 +423,16 @@ def _values(table: Table, values: Sequence[str | None], columns: Sequence[str]) 
 def _insert(table: Table, rows: list[GraphRow], nulled: dict[tuple[str, Key], frozenset[str]]) -> str:
     cols = [c for c in table.columns if c.insertable]
     idx = [table.column_names.index(c.name) for c in cols]
+    types = [c.type_name for c in cols]
     overriding = " OVERRIDING SYSTEM VALUE" if any(c.identity == "a" for c in cols) else ""
+    name = table.qualified
     lines = []
     for row in rows:
-        skip = nulled.get((table.qualified, row.key), frozenset())
-        values = (None if c.name in skip else row.values[i] for c, i in zip(cols, idx, strict=True))
-        lines.append("(" + ", ".join(literal(v, c.type_name) for v, c in zip(values, cols, strict=False)) + ")")
+        values = [row.values[i] for i in idx]
+        skip = nulled.get((name, row.key))
+        if skip:
+            values = [None if c.name in skip else v for c, v in zip(cols, values, strict=True)]
+        lines.append(row_literal(values, types))
     return (
         f"INSERT INTO {ident(table.schema, table.name)} ({ident_list(c.name for c in cols)}){overriding} VALUES\n"
         + ",\n".join(lines)
@@ -459,9 +463,7 @@ def _update(
     lines = []
     for i, k in enumerate(keys):
         values = [*k, *new[i], *(old[i] if old is not None else ())]
-        lines.append(
-            "(" + ", ".join(literal(v, t, typed_null=True) for v, t in zip(values, all_types, strict=True)) + ")"
-        )
+        lines.append(row_literal(values, all_types, typed_null=True))
     sets = ", ".join(f"{ident(c)} = v.n{i}" for i, c in enumerate(columns))
     where = [f"t.{ident(c)} = v.k{i}" for i, c in enumerate(key)]
     for i, (c, t) in enumerate(zip(columns, types, strict=True)):
@@ -482,9 +484,7 @@ def _update(
 def _delete(table: Table, rows: list[GraphRow]) -> str:
     key = table.key_columns()
     key_types, keys = _key_values(table, rows)
-    lines = [
-        "(" + ", ".join(literal(v, t, typed_null=True) for v, t in zip(k, key_types, strict=True)) + ")" for k in keys
-    ]
+    lines = [row_literal(k, key_types, typed_null=True) for k in keys]
     names = ", ".join(f"k{i}" for i in range(len(key)))
     where = " AND ".join(f"t.{ident(c)} = v.k{i}" for i, c in enumerate(key))
     return (
