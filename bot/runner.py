@@ -31,7 +31,8 @@ def run(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None =
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         log.info("Rewind connecting over Socket Mode")
-        SocketModeHandler(app, settings.slack_app_token).start()
+        # Its own client opens the connection with the app token; it too must honour REWIND_SLACK_API_URL.
+        SocketModeHandler(app, settings.slack_app_token, web_client=build_client(services)).start()
         return 0
     from bot.server import serve_http
 

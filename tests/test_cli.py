@@ -15,7 +15,7 @@ from bot.localslack import LocalSlack
 from bot.store import Store
 from restore.cluster import free_port
 from tests.rewind_app import SIGNING_SECRET, prepare_workspace, running_rewind
-from tests.slack_driver import DEFAULT_CHANNEL, SlackDriver
+from tests.slack_driver import DEFAULT_CHANNEL, SlackDriver, slash_command
 
 
 def rewind_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -90,6 +90,35 @@ def test_http_mode_serves_events_and_healthz(tmp_path: Path) -> None:
             output, _ = process.communicate(timeout=20)
     assert process.returncode == 0
     assert "xoxb-http-mode-secret" not in output and "listening on :" in output
+
+
+def test_socket_mode_connects_through_the_configured_api_url(tmp_path: Path) -> None:
+    with LocalSlack() as slack:
+        prepare_workspace(slack)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            env=rewind_env(
+                tmp_path,
+                SLACK_BOT_TOKEN="xoxb-socket-mode-secret",
+                SLACK_APP_TOKEN="xapp-1-socket-mode-secret",
+                REWIND_SLACK_API_URL=slack.url,
+            ),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            slack.wait_for_connection(30)
+            envelope = slack.send_envelope("slash_commands", slash_command("declare Over the socket"))
+            ack = slack.wait_for_ack(envelope, 10)
+            assert ack["payload"]["text"] == f"Incident declared in <#{DEFAULT_CHANNEL}>: Over the socket"
+            [opened] = slack.calls("apps.connections.open")
+            assert opened.token == "xapp-1-socket-mode-secret"
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=20)
+    assert "socket-mode-secret" not in output
 
 
 def _wait_for_health(port: int, timeout: float = 30) -> None:
