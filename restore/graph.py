@@ -126,7 +126,7 @@ class ReachedFromReport(BaseModel):
 
 class GraphRowReport(BaseModel):
     table: str
-    key: list[str]
+    key: list[str | None]
     status: str
     changed_columns: list[str]
     reached_from: ReachedFromReport | None
