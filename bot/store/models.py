@@ -8,7 +8,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.store.types import UTCDateTime, utcnow
@@ -188,3 +188,80 @@ class SlackEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProposalStatus(enum.StrEnum):
+    """`proposed -> approved -> executing -> executed | failed`; from `proposed` also rejected/expired/superseded."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    EXECUTED = "executed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+
+class Proposal(Base):
+    """SQL aimed at one named target, bound to the SHA-256 of its exact text. Approvals never carry over."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (UniqueConstraint("incident_id", "number", name="uq_proposals_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))  # "sql" (/inc propose) or "plan" (a generated restore plan)
+    summary: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(String(128))
+    sql_text: Mapped[str] = mapped_column(Text)
+    sql_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(_enum_column(ProposalStatus), default=ProposalStatus.PROPOSED, index=True)
+    proposer_id: Mapped[str] = mapped_column(String(64))
+    proposer_name: Mapped[str | None] = mapped_column(String(128))
+    approvals_required: Mapped[int]
+    eligible: Mapped[dict[str, Any] | None]  # {"users": [...]}; empty list = anyone but the proposer
+    dry_run: Mapped[dict[str, Any] | None]  # {"ok", "counts", "statements", "seconds", "error"}
+    plan: Mapped[dict[str, Any] | None]  # generated plans: table, where, backup, live, with_dependents, revert
+    channel_id: Mapped[str] = mapped_column(String(64))
+    message_ts: Mapped[str | None] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    remind_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    reminded_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime | None]
+    executing_since: Mapped[datetime | None]
+    xid: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None]  # {"counts", "rows_affected", "seconds", "error", "verification"}
+
+
+class ProposalApproval(Base):
+    """A standing ✅ (or button) approval of one proposal, i.e. of one SQL hash. Revoking deletes the row."""
+
+    __tablename__ = "proposal_approvals"
+
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sql_sha256: Mapped[str] = mapped_column(String(64))
+    approved_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    """Append-only record of every execution outcome. A trigger (migration 0002) refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    incident_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign keys: the log outlives what it names
+    proposal_id: Mapped[int] = mapped_column(Integer)
+    sql_sha256: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    proposer_id: Mapped[str] = mapped_column(String(64))
+    approvers: Mapped[dict[str, Any]]  # {"users": [...]}
+    row_counts: Mapped[dict[str, Any] | None]  # {"counts": [...], "rows_affected": n}
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
