@@ -103,23 +103,31 @@ def setup(admin_dsn: str, rows: int) -> tuple[str, str, list[int], list[str]]:
     backup_db, live_db = f"bench_plan_backup_{suffix}", f"bench_plan_live_{suffix}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(backup_db)))
-    backup = _dsn_with_db(admin_dsn, backup_db)
-    with psycopg.connect(backup, autocommit=True) as conn:
-        conn.execute(SCHEMA)
-        for statement in DATA.split(";\n"):
-            if statement.strip():
-                conn.execute(statement, sizes)
-        conn.execute("VACUUM ANALYZE")
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(live_db), sql.Identifier(backup_db))
-        )
-    live = _dsn_with_db(admin_dsn, live_db)
+    backup, live = _dsn_with_db(admin_dsn, backup_db), _dsn_with_db(admin_dsn, live_db)
     roots = list(range(1, sizes["customers"] + 1))
-    with psycopg.connect(live, autocommit=True) as conn:
-        conn.execute("DELETE FROM customers WHERE id = ANY(%s)", (roots,))
-        conn.execute("VACUUM ANALYZE")
+    try:
+        with psycopg.connect(backup, autocommit=True) as conn:
+            conn.execute(SCHEMA)
+            for statement in DATA.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement, sizes)
+            conn.execute("VACUUM ANALYZE")
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            template = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
+            conn.execute(template.format(sql.Identifier(live_db), sql.Identifier(backup_db)))
+        with psycopg.connect(live, autocommit=True) as conn:
+            conn.execute("DELETE FROM customers WHERE id = ANY(%s)", (roots,))
+            conn.execute("VACUUM ANALYZE")
+    except BaseException:
+        _drop(admin_dsn, [backup_db, live_db])
+        raise
     return backup, live, roots, [backup_db, live_db]
+
+
+def _drop(admin_dsn: str, databases: list[str]) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        for name in databases:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def child_plan(backup: str, live: str, roots_file: Path, out: Path) -> dict[str, object]:
@@ -205,9 +213,7 @@ def _bench(admin: str, rows: int) -> int:
             baseline = _in_subprocess("--child", "baseline", *base_args, "--out", str(Path(tmp) / "copy.txt"))
             plan = _in_subprocess("--child", "plan", *base_args, "--live", live, "--out", str(Path(tmp) / "plan.sql"))
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for name in databases:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        _drop(admin, databases)
     _report(plan, baseline)
     ok = plan["seconds"] < 10 and plan["maxrss_mb"] < 500 and plan["rows"] == baseline["rows"]  # type: ignore[operator]
     print("PASS" if ok else "FAIL", "(target: < 10 s, < 500 MB, every row planned)")
