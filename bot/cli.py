@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.import_cli import register as register_import
 from restore.cli import register as register_restore
 from restore.errors import RewindError
 from restore.targets import Target, mask_dsn
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="apply the store's migrations").set_defaults(func=cmd_db_upgrade)
 
     register_restore(sub, _targets)
+    register_import(sub, load_settings)
     return parser
 
 
