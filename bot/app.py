@@ -8,7 +8,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.directory import UserDirectory, name_from_profile
 from bot.services import Services
-from handlers import commands, messages, reactions, shortcuts
+from handlers import commands, messages, postmortem, reactions, shortcuts
 
 LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests; never used with real Slack
 
@@ -40,7 +40,7 @@ def build_app(
         process_before_response=process_before_response,
     )
     services.names = UserDirectory(lambda user_id: _lookup_name(app.client, user_id))
-    for module in (commands, reactions, messages, shortcuts):
+    for module in (commands, reactions, messages, shortcuts, postmortem):
         module.register(app, services)
     reactions.register_unmatched(app)  # last: Bolt runs the first listener that matches
     return app

@@ -6,13 +6,19 @@ import sys
 import threading
 from typing import TextIO
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_bolt import App
+from slack_sdk import WebClient
+
 from bot.app import build_app, build_client
 from bot.config import RunMode, Settings
 from bot.logging import configure_logging
+from bot.scheduler import ReminderService, start_scheduler
 from bot.services import Services
 from bot.store import Store, upgrade
 
 log = logging.getLogger("rewind")
+REMINDER_INTERVAL_S = 60
 
 
 def prepare(settings: Settings) -> Services:
@@ -27,6 +33,26 @@ def run(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None =
     if settings.mode == RunMode.SHELL:
         return run_shell(services, stdin or sys.stdin, stdout or sys.stdout)
     app = build_app(services)
+    scheduler = start_reminders(services, app.client)
+    try:
+        return _serve(settings, services, app)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def start_reminders(services: Services, client: WebClient) -> BackgroundScheduler:
+    """Nudges and action-item reminders; each due one is claimed in the store, so one process posts it."""
+    settings = services.settings
+    reminders = ReminderService(
+        services.store,
+        post=lambda channel, text: client.chat_postMessage(channel=channel, text=text),
+        nudge_after_minutes=settings.nudge_after_minutes,
+        slash_command=settings.slash_command,
+    )
+    return start_scheduler(reminders, REMINDER_INTERVAL_S)
+
+
+def _serve(settings: Settings, services: Services, app: App) -> int:
     if settings.mode == RunMode.SOCKET:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -51,7 +77,11 @@ def run_shell(services: Services, stdin: TextIO, stdout: TextIO) -> int:
     with LocalSlack() as slack:
         services.settings = services.settings.model_copy(update={"slack_api_url": slack.url})
         app = build_app(services, client=build_client(services), process_before_response=True)
-        Shell(services, slack, app, stdout).run(stdin)
+        scheduler = start_reminders(services, app.client)
+        try:
+            Shell(services, slack, app, stdout).run(stdin)
+        finally:
+            scheduler.shutdown(wait=False)
     return 0
 
 

@@ -1,5 +1,6 @@
 """Block Kit rendering. Each function returns a `Reply`: fallback text plus blocks."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ class Reply:
     text: str
     blocks: list[Block] = field(default_factory=list)
     public: bool = False  # posted to the channel; otherwise only the person who typed sees it
+    followup: Callable[[], None] | None = None  # slow work, run after the ack (the reply says it has started)
 
     def payload(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks or [section(self.text)]}
@@ -27,6 +29,21 @@ class Reply:
 
 def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text)}}
+
+
+def button(label: str, action_id: str, value: str) -> Block:
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": label},
+                "action_id": action_id,
+                "value": value,
+                "style": "primary",
+            }
+        ],
+    }
 
 
 def context(text: str) -> Block:
@@ -148,11 +165,16 @@ def status(summary: Summary, zone: ZoneInfo) -> Reply:
     return Reply("\n\n".join(parts), [section(p) for p in parts])
 
 
-def status_changed(incident: Incident, slash: str) -> Reply:
+def status_changed(incident: Incident, slash: str, write_action: str) -> Reply:
     text = f":white_check_mark: Incident {incident.status}: {incident.title}"
-    if incident.status == "resolved":
-        text += f"\nWrite the post-mortem with `{slash} postmortem`."
-    return Reply(text, public=True)
+    if incident.status != "resolved":
+        return Reply(text, public=True)
+    offer = f"Write the post-mortem now? (or type `{slash} postmortem` later)"
+    return Reply(
+        f"{text}\n{offer}",
+        [section(text), section(offer), button("Write the post-mortem", write_action, incident.channel_id)],
+        public=True,
+    )
 
 
 def recorded(kind: str, text: str) -> Reply:

@@ -20,7 +20,8 @@ from bot.incidents import channel_name_for, is_incident_channel_name
 from bot.services import Services
 from bot.store.models import EntryKind, IncidentStatus, TaskKind
 from bot.store.types import utcnow
-from handlers import blocks
+from handlers import blocks, postmortem
+from handlers import history as history_handlers
 from handlers import restore as restore_handlers
 from handlers.blocks import Reply
 
@@ -63,6 +64,17 @@ def register(app: App, services: Services) -> None:
             say(channel=inv.channel_id, **reply.payload())
         else:
             ack(**reply.payload())
+        if reply.followup:
+            _run_followup(reply.followup, client, inv)
+
+
+def _run_followup(work: Callable[[], None], client: WebClient, inv: Invocation) -> None:
+    """Slow work after the ack; a failure is told to the person who asked, never swallowed."""
+    try:
+        work()
+    except (RewindError, SlackApiError) as exc:
+        log.warning("follow-up of a command failed: %s", exc)
+        client.chat_postEphemeral(channel=inv.channel_id, user=inv.user_id, text=f":warning: {exc}")
 
 
 def _display_name(services: Services, command: dict[str, Any]) -> str | None:
@@ -185,7 +197,7 @@ def _task(services: Services, client: WebClient, inv: Invocation, cmd: grammar.T
 def _status_change(services: Services, client: WebClient, inv: Invocation, cmd: grammar.StatusChange) -> Reply:
     status = IncidentStatus.RESOLVED if cmd.name == "resolve" else IncidentStatus.CLOSED
     incident = services.incidents.change_status(inv.channel_id, status, inv.user_id, inv.user_name)
-    return blocks.status_changed(incident, services.settings.slash_command)
+    return blocks.status_changed(incident, services.settings.slash_command, postmortem.WRITE_POSTMORTEM)
 
 
 def _section(services: Services, client: WebClient, inv: Invocation, cmd: grammar.SectionText) -> Reply:
@@ -205,4 +217,6 @@ _HANDLERS: dict[type, Handler] = {
     grammar.StatusChange: _status_change,
     grammar.SectionText: _section,
     **restore_handlers.HANDLERS,
+    **history_handlers.HANDLERS,
+    **postmortem.HANDLERS,
 }

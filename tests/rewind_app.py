@@ -75,17 +75,18 @@ def prepare_workspace(slack: LocalSlack) -> None:
     slack.add_channel(DEFAULT_CHANNEL_NAME, channel_id=DEFAULT_CHANNEL, members=[DEFAULT_USER, "U0BOB", BOT_USER_ID])
 
 
-def eventually(check: Callable[[], T], timeout: float = 5.0) -> T:
-    """Events are handled after Slack gets its 200; wait for what the listener does."""
-    deadline = time.monotonic() + timeout
-    while True:
+def eventually(check: Callable[[], T], timeout: float = 5.0, interval: float = 0.02) -> T:
+    """Events are handled after Slack gets its 200; wait for what the listener does.
+
+    Counts sleeps instead of reading a clock, so it also works under freezegun's frozen time.
+    """
+    result: T | None = None
+    for _ in range(max(1, int(timeout / interval))):
         try:
             result = check()
-            if result:
-                return result
         except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: last result {result!r}")
-        time.sleep(0.02)
+            result = None
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: last result {result!r}")
