@@ -35,8 +35,9 @@ def run_shell(tmp_path: Path, script: str) -> tuple[str, Path]:
         env=env,
         cwd=tmp_path,
         timeout=120,
-        check=True,
+        check=False,
     )
+    assert done.returncode == 0, done.stderr
     return done.stdout, db
 
 
