@@ -1,10 +1,13 @@
 """The services a running bot shares: built once per process, handed to every handler."""
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from bot.approvals import Policy, ProposalService
 from bot.config import Settings
 from bot.directory import UserDirectory
 from bot.incidents import IncidentService
+from bot.restore_jobs import RestoreJobs
 from bot.runofshow import RunOfShowService
 from bot.store.session import Store
 from bot.timeline import TimelineService
@@ -17,15 +20,29 @@ class Services:
     incidents: IncidentService
     timeline: TimelineService
     runofshow: RunOfShowService
+    approvals: ProposalService
+    jobs: RestoreJobs
     names: UserDirectory = field(default_factory=lambda: UserDirectory(lambda _user: None))
 
     @classmethod
     def create(cls, settings: Settings, store: Store | None = None) -> "Services":
         store = store or Store(settings.database_url)
+        timeline = TimelineService(store)
+        approvals = ProposalService(store, settings.all_targets, policy_from(settings))
         return cls(
             settings=settings,
             store=store,
             incidents=IncidentService(store),
-            timeline=TimelineService(store),
+            timeline=timeline,
             runofshow=RunOfShowService(store),
+            approvals=approvals,
+            jobs=RestoreJobs(settings, store, timeline, approvals),
         )
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        approvals_required=settings.approvals_required,
+        approvers=tuple(settings.approvers),
+        ttl=timedelta(minutes=settings.proposal_ttl_minutes),
+    )
