@@ -38,7 +38,13 @@ def _import_history(services: Services, client: WebClient, inv: Any, cmd: Import
 
 def import_channel_history(services: Services, client: WebClient, channel_id: str) -> None:
     """Read the channel, import it, report. Runs in its own thread; every failure ends in a message, not a trace."""
-    progress = client.chat_postMessage(channel=channel_id, text=":hourglass_flowing_sand: Importing history: reading…")
+    try:
+        progress = client.chat_postMessage(
+            channel=channel_id, text=":hourglass_flowing_sand: Importing history: reading…"
+        )
+    except SlackApiError as exc:  # not in the channel, say: then it cannot read the history either
+        log.warning("history import of %s not started: %s", channel_id, exc.response.get("error"))
+        return
     progress_ts = str(progress["ts"])
 
     def show(text: str) -> None:

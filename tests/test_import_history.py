@@ -112,3 +112,18 @@ def test_import_history_reads_every_page_and_a_second_run_adds_nothing(
 
     assert "0 notes, 0 flags imported, 5 already present" in second and "Declared" not in second
     assert timeline(rewind) == before
+
+
+def test_a_slack_refusal_ends_in_the_progress_message_and_records_nothing(
+    rewind: Rewind, slack: LocalSlack, store: Store
+) -> None:
+    a_history(slack)
+    slack.fail_next("conversations.history", "missing_scope")
+
+    assert rewind.driver.command("import-history").status == 200
+
+    progress = slack.wait_for("chat.postMessage", 1)[0]
+    update = slack.wait_for("chat.update", 1, timeout=10)[-1]
+    assert update.params["ts"] == progress.response["ts"]
+    assert update.params["text"].startswith(":warning: History import stopped: Slack answered `missing_scope`")
+    assert rewind.entries() == [] and rewind.services.incidents.find(DEFAULT_CHANNEL) is None
