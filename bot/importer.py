@@ -296,13 +296,16 @@ class HistoryImporter:
             return False
         first = ordered[0].posted if ordered else datetime.fromtimestamp(channel.created, tz=UTC)
         creator = channel.creator or (ordered[0].author_id if ordered else "unknown")
-        IncidentService(self.store, lambda: first).declare(
-            title=channel.title,
-            user_id=creator,
-            channel_id=channel.id,
-            channel_name=channel.name,
-            author_name=name_of(creator),
-        )
+        try:
+            IncidentService(self.store, lambda: first).declare(
+                title=channel.title,
+                user_id=creator,
+                channel_id=channel.id,
+                channel_name=channel.name,
+                author_name=name_of(creator),
+            )
+        except (UsageError, IntegrityError):
+            return False  # another import (or a /inc declare) made it an incident a moment ago
         return True
 
     def _import_message(
