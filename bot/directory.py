@@ -23,6 +23,10 @@ class UserDirectory:
             self._names[user_id] = found or user_id
         return self._names[user_id]
 
+    def known(self, user_id: str) -> str | None:
+        """The name if already looked up; never calls out (safe before a Slack ack)."""
+        return user_id[1:] if user_id.startswith("@") else self._names.get(user_id)
+
     def remember(self, user_id: str, name: str | None) -> None:
         if name:
             self._names.setdefault(user_id, name)

@@ -1173,6 +1173,12 @@ class LocalSlack:
         with self._ws.lock:
             self._ws.add_reaction(channel, ts, user, name)
 
+    def user_name(self, user_id: str) -> str:
+        """What Slack shows for a user: the real name, else the handle, else the id."""
+        with self._ws.lock:
+            user = self._ws.users.get(user_id) or {}
+        return str(user.get("real_name") or user.get("name") or user_id)
+
     def unreact_as_user(self, channel: str, ts: str, user: str, name: str) -> None:
         """Take a person's reaction back (state only, no event is sent)."""
         with self._ws.lock:

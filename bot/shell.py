@@ -6,6 +6,7 @@ bot posts there is printed here. Same app, same handlers, same store as in produ
 """
 
 import json
+import re
 import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -21,6 +22,7 @@ from bot.services import Services
 from handlers.shortcuts import ADD_TO_TIMELINE
 
 SHELL_USER = ("U0SHELL", "you")
+_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 HOME_CHANNEL = "general"
 SHELL_HELP = """\
 Type a message, or a slash command such as `/inc declare Prices vanished`.
@@ -196,9 +198,13 @@ class Shell:
     def _channel_name(self) -> str:
         return str(self.slack.channel(self.channel_id)["name"])
 
+    def _names(self, text: str) -> str:
+        """Slack renders `<@U…>` as the person's name; so does the terminal."""
+        return _MENTION.sub(lambda m: "@" + self.slack.user_name(m.group(1)), text)
+
     def _say(self, text: str) -> None:
         with self._print_lock:
-            print(text, file=self.out, flush=True)
+            print(self._names(text), file=self.out, flush=True)
 
 
 def _json_or_empty(body: str) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def declared(incident: Incident, zone: ZoneInfo) -> Reply:
 
 
 def entry_line(entry: Entry, zone: ZoneInfo) -> str:
-    who = entry.author_name or mention(entry.author_id)
+    who = mention(entry.author_id)  # Slack shows the person's current name
     text = f":large_yellow_circle: Yellow flag: {entry.text}" if entry.kind == EntryKind.FLAG else entry.text
     return f"`{format_time(entry.occurred_at, zone, entry.approximate)}` {text} — {who}"
 

@@ -22,7 +22,6 @@ from bot.store.models import EntryKind, IncidentStatus, TaskKind
 from bot.store.types import utcnow
 from handlers import blocks, postmortem
 from handlers import history as history_handlers
-from handlers import history as history_handlers
 from handlers import restore as restore_handlers
 from handlers.blocks import Reply
 
@@ -67,6 +66,7 @@ def register(app: App, services: Services) -> None:
             ack(**reply.payload())
         if reply.followup:
             _run_followup(reply.followup, client, inv)
+        services.names.name(inv.user_id)  # after the ack: learn the real name for this user's next entries
 
 
 def _run_followup(work: Callable[[], None], client: WebClient, inv: Invocation) -> None:
@@ -79,9 +79,8 @@ def _run_followup(work: Callable[[], None], client: WebClient, inv: Invocation) 
 
 
 def _display_name(services: Services, command: dict[str, Any]) -> str | None:
-    """The directory's real name; the command's handle only if the directory knows nothing better."""
-    name = services.names.name(command["user_id"])
-    return command.get("user_name") if name == command["user_id"] else name
+    """The real name if already known, else the command's handle: no users.info call before the ack."""
+    return services.names.known(command["user_id"]) or command.get("user_name")
 
 
 Handler = Callable[[Services, WebClient, Invocation, Any], Reply]
@@ -218,7 +217,6 @@ _HANDLERS: dict[type, Handler] = {
     grammar.StatusChange: _status_change,
     grammar.SectionText: _section,
     **restore_handlers.HANDLERS,
-    **history_handlers.HANDLERS,
     **history_handlers.HANDLERS,
     **postmortem.HANDLERS,
 }

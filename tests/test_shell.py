@@ -50,7 +50,7 @@ def test_shell_declares_notes_and_pins(tmp_path: Path) -> None:
     assert "[2] you: prices for acme are gone since ~04:10" in lines
     assert out.count("rewind reacted :memo: to [2]") == 1
     assert "(shell) Slack says already_reacted." in out  # as in Slack, one person pins a message once
-    assert "rewind: :pushpin: Noted: `~" in out and "consolidation script started — You (shell)" in out
+    assert "rewind: :pushpin: Noted: `~" in out and "consolidation script started — @You (shell)" in out
     assert "Yellow flag 1 raised: backup may lack late invoices" in out
     assert "(only you) rewind: :warning: There is no step 1: there is no run of show yet." in out
     assert "(only you) rewind: :warning: I don't know `/inc bogus`." in out
