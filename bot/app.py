@@ -1,6 +1,7 @@
 """The composition root: builds the Bolt App and plugs in every handler module."""
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -10,6 +11,7 @@ from bot.directory import UserDirectory, name_from_profile
 from bot.services import Services
 from handlers import commands, messages, postmortem, reactions, shortcuts
 
+LISTENER_THREADS = 32
 LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests; never used with real Slack
 
 
@@ -38,6 +40,9 @@ def build_app(
         logger=logging.getLogger("rewind.bolt"),
         ignoring_self_events_enabled=True,
         process_before_response=process_before_response,
+        # Bolt's default pool has 5 threads; listeners that wait on the Web API would hold every one of them and
+        # make the next slash command wait for a thread before it can even be acknowledged.
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rewind-listener"),
     )
     services.names = UserDirectory(lambda user_id: _lookup_name(app.client, user_id))
     for module in (commands, reactions, messages, shortcuts, postmortem):
