@@ -26,7 +26,7 @@ QUICK: dict[str, list[str]] = {
     "postmortem.py": ["--entries", "10000", "--repeat", "2"],
     "plan.py": ["--rows", "20000"],
     "diff.py": ["--rows", "100000", "--repeats", "1"],
-    "ack_latency.py": ["--count", "300", "--rate", "50"],
+    "ack_latency.py": ["--count", "400", "--rate", "20"],
     "replica.py": ["--size-mb", "64"],
 }
 
