@@ -325,9 +325,12 @@ def _seed_from_template(cluster: ThrowawayCluster) -> None:
     os.chmod(cluster.root, 0o755)
 
 
+TEMPLATE_LAYOUT = "wal1m"  # change when ThrowawayCluster.init's options change, so old templates are not reused
+
+
 def _template_dir(cluster: ThrowawayCluster) -> Path:
     version = cluster.bindir.parent.name
-    return Path(tempfile.gettempdir()) / f"rewind-initdb-template-{version}-uid{os.geteuid()}"
+    return Path(tempfile.gettempdir()) / f"rewind-initdb-template-{version}-{TEMPLATE_LAYOUT}-uid{os.geteuid()}"
 
 
 def _build_template(template: Path) -> None:
