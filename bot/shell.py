@@ -19,7 +19,6 @@ from bot import slackwire
 from bot.app import LOCAL_SIGNING_SECRET
 from bot.localslack import BOT_USER_ID, LocalSlack, RecordedCall, SlackError
 from bot.services import Services
-from handlers.shortcuts import ADD_TO_TIMELINE
 
 SHELL_USER = ("U0SHELL", "you")
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
@@ -137,7 +136,7 @@ class Shell:
     def _shortcut(self, number: int) -> None:
         message = dict(self.slack.message(self.channel_id, self._ts(number)))
         payload = slackwire.message_shortcut(
-            ADD_TO_TIMELINE, message, self.channel_id, self.user_id, self._channel_name()
+            slackwire.ADD_TO_TIMELINE, message, self.channel_id, self.user_id, self._channel_name()
         )
         self._dispatch(slackwire.form_payload(payload), slackwire.FORM)
 

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from bot.localslack import APP_ID, BOT_USER_ID, TEAM_ID
 
+ADD_TO_TIMELINE = "add_to_timeline"  # the message shortcut's callback_id, as manifest.yml declares it
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 DEFAULT_USER = "U0ALICE"

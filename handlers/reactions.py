@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import RewindError
 from bot.services import Services
 from bot.store.models import EntryKind, EntrySource
-from bot.timeline import DuplicateEvent, MessageRef, Recorded
+from bot.timeline import DuplicateEvent, MessageRef
 from bot.timeparse import slack_ts_to_datetime, split_leading_time
 from handlers.slackio import confirm_recorded, fetch_message, permalink
 
@@ -86,9 +86,6 @@ def register(app: App, services: Services) -> None:
                 client.reactions_remove(
                     channel=item["channel"], timestamp=item["ts"], name=services.settings.emoji_confirm
                 )
-
-
-__all__ = ["Recorded", "message_ref", "register"]
 
 
 def register_unmatched(app: App) -> None:

@@ -6,11 +6,10 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.services import Services
+from bot.slackwire import ADD_TO_TIMELINE
 from bot.store.models import EntryKind, EntrySource
 from handlers.reactions import message_ref
 from handlers.slackio import confirm_recorded
-
-ADD_TO_TIMELINE = "add_to_timeline"
 
 
 def register(app: App, services: Services) -> None:
