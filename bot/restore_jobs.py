@@ -277,7 +277,7 @@ class RestoreJobs:
             return
         counts = result.counts
         figures = {"operation": "diff", "table": result.table, "where": where, **counts}
-        summary = ", ".join(f"{v:,} {k}" for k, v in counts.items())
+        summary = ", ".join(f"{counts.get(k, 0):,} {k}" for k in ("deleted", "added", "changed"))
         self._record(channel, user, f"Diff of {result.table}: {summary}", figures)
         progress.done(summary)
 

@@ -1,13 +1,120 @@
-"""Slash command handlers for restore work (queries, diffs, plans, proposals); merged into handlers.commands."""
+"""Slash command handlers for restore work (queries, diffs, plans, proposals); merged into handlers.commands.
+
+Each handler checks what can be checked at once (the parser's read-only verdict, the target and its role, the
+incident, which backup and live targets apply), then hands the work to `services.jobs` and acknowledges. Results
+arrive in the channel: a progress message updated in a thread, the proposal message, or an ephemeral error.
+"""
 
 from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
 
+from bot import restore_grammar as grammar
+from bot.errors import UsageError
+from bot.incidents import require_incident
 from bot.services import Services
 from handlers.blocks import Reply
+from restore.guard import require_read_only
+from restore.targets import TargetRole
 
 Handler = Callable[[Services, WebClient, Any, Any], Reply]
 
-HANDLERS: dict[type, Handler] = {}
+_ROLE_NOTES = {
+    TargetRole.PRODUCTION: "written only through approved proposals",
+    TargetRole.REPLICA: "read-only: `/inc query`",
+    TargetRole.BACKUP: "read-only: `/inc query`",
+}
+
+
+def _in_incident(services: Services, channel_id: str) -> None:
+    with services.store.transaction() as session:
+        require_incident(session, channel_id)
+
+
+def _query(services: Services, client: WebClient, inv: Any, cmd: grammar.Query) -> Reply:
+    target = services.jobs.query_target(cmd.target)
+    require_read_only(cmd.sql)  # the parser's verdict now; the READ ONLY transaction in the job
+    services.jobs.submit(services.jobs.query, inv.channel_id, inv.user_id, target, cmd.sql)
+    return Reply(f":mag: Running on {target.name} ({target.role.value}), read-only…")
+
+
+def _targets(services: Services, client: WebClient, inv: Any, cmd: grammar.Targets) -> Reply:
+    targets = services.jobs.targets()
+    if not targets:
+        return Reply('No targets are configured. Set REWIND_TARGETS to {"name": {"dsn": "…", "role": "replica"}}.')
+    lines = [f"• `{t.name}` — {t.role.value} ({_ROLE_NOTES[t.role]})" for t in targets]
+    backups = ", ".join(f"`{name}`" for name in sorted(services.settings.backups))
+    if backups:
+        lines.append(f"Backups for `/inc replica up`: {backups}")
+    return Reply("Targets:\n" + "\n".join(lines))
+
+
+def _replica_up(services: Services, client: WebClient, inv: Any, cmd: grammar.ReplicaUp) -> Reply:
+    _in_incident(services, inv.channel_id)
+    dump = services.jobs.backup_dump(cmd.backup)
+    services.jobs.submit(services.jobs.replica_up, inv.channel_id, inv.user_id, cmd.backup, dump, cmd.tables)
+    return Reply(f":hourglass_flowing_sand: Provisioning a replica from {cmd.backup}; progress in the channel.")
+
+
+def _diff(services: Services, client: WebClient, inv: Any, cmd: grammar.Diff) -> Reply:
+    sides = services.jobs.sides(inv.channel_id)
+    if cmd.where:
+        _where_is_read_only(services, cmd.table, cmd.where)
+        if sides.live_read.role is TargetRole.PRODUCTION:
+            raise UsageError(
+                "A `where` typed in Slack only runs on replica and backup targets, and a diff applies it to live "
+                "too. Set REWIND_LIVE_REPLICA_TARGET to a replica of production, or ask "
+                f"`/inc deps {cmd.table} deleted where …` (which reads live by key only).",
+                f"/inc diff {cmd.table}",
+            )
+    services.jobs.submit(services.jobs.diff, inv.channel_id, inv.user_id, sides, cmd.table, cmd.where)
+    return Reply(f":hourglass_flowing_sand: Comparing {cmd.table}; progress in the channel.")
+
+
+def _deleted(services: Services, client: WebClient, inv: Any, cmd: grammar.Deleted) -> Reply:
+    sides = services.jobs.sides(inv.channel_id)
+    if cmd.where:
+        _where_is_read_only(services, cmd.table, cmd.where)
+    jobs = services.jobs
+    if cmd.name == "deps":
+        jobs.submit(jobs.deps, inv.channel_id, inv.user_id, sides, cmd.table, cmd.where)
+    elif cmd.name == "gap":
+        jobs.submit(jobs.gap, inv.channel_id, inv.user_id, sides, cmd.table, cmd.where)
+    else:
+        command = f"/inc plan {cmd.table} deleted" + (f" where {cmd.where}" if cmd.where else "")
+        jobs.submit(
+            jobs.plan,
+            inv.channel_id,
+            inv.user_id,
+            inv.user_name,
+            sides,
+            cmd.table,
+            cmd.where,
+            cmd.with_dependents,
+            cmd.revert,
+            command,
+        )
+    return Reply(f":hourglass_flowing_sand: Working on {cmd.table}; progress in the channel.")
+
+
+def _where_is_read_only(services: Services, table: str, where: str) -> None:
+    """Refuse at once what the parser refuses (the job also runs it in a READ ONLY transaction)."""
+    require_read_only(f"SELECT 1 FROM {table} WHERE ({where})")
+
+
+def _propose(services: Services, client: WebClient, inv: Any, cmd: grammar.Propose) -> Reply:
+    _in_incident(services, inv.channel_id)
+    target = services.approvals.target(cmd.target)
+    services.jobs.submit(services.jobs.propose, inv.channel_id, inv.user_id, inv.user_name, target.name, cmd.sql)
+    return Reply(f":hourglass_flowing_sand: Dry-running your SQL on {target.name} (rolled back); the proposal follows.")
+
+
+HANDLERS: dict[type, Handler] = {
+    grammar.Query: _query,
+    grammar.Targets: _targets,
+    grammar.ReplicaUp: _replica_up,
+    grammar.Diff: _diff,
+    grammar.Deleted: _deleted,
+    grammar.Propose: _propose,
+}
