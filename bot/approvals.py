@@ -511,7 +511,7 @@ class ProposalService:
                     row_counts={"counts": list(counts or []), "rows_affected": rows} if counts is not None else None,
                     duration_s=duration,
                     outcome=status.value,
-                    detail=error or how or None,
+                    detail=" ".join(part for part in (error, how) if part) or None,
                 )
             )
             incident = session.get_one(Incident, proposal.incident_id)
