@@ -5,12 +5,18 @@ How it works, and why it never holds a table in memory nor relies on either serv
 1. Each side opens one connection in one `REPEATABLE READ READ ONLY` transaction (a consistent snapshot; `--where`
    is user SQL and never runs outside it) with identical text-output settings (UTC, ISO dates, shortest exact
    floats, hex bytea), so the same value has the same text form, hence the same hash, on both servers.
-2. Pass 1, both sides at once: one scan per side hashes every row's key text into a bucket (`hash & mask`, a power of
-   two chosen from the row count) and returns per bucket `count(*)` and `sum(row hash)`, ordered by bucket number
-   (an integer, so the order is the same everywhere). The two streams are merged; equal buckets are skipped.
-3. Pass 2, only if some buckets differ: each side streams the rows of the differing buckets only, as (key hash, key
-   text, key values, one hash per column), ordered by key hash. A merge on key hash, then key text, yields deleted,
-   added and changed rows; comparing the column hashes names the changed columns.
+2. Pass 1, both sides at once: one scan per side puts every row into a bucket and returns per bucket `count(*)` and
+   `bit_xor(row hash)` (`sum` before Postgres 14); the buckets (integers, so alike everywhere) are compared and equal
+   ones skipped. The scan may run in parallel, like any full-table aggregate. Buckets are, by the key's kind:
+   - a one-column integer key: key value ranges of 2**shift keys (`key >> shift`; no overflow, negatives included).
+     An integer's order is the same on every server, so a range that differs is re-read by an index range scan:
+     one too large to fetch row by row is split into finer ranges, aggregated again (only those ranges), and so on;
+   - any other key (text, uuid, composite): the hash of the key's text, or of the uuid/int value (`hash & mask`),
+     which never depends on a collation.
+3. Pass 2, only if some buckets differ: each side streams the rows of the differing buckets only, as (order key, key
+   text, key values, one hash per column), ordered by the order key: the integer key itself (read by index ranges),
+   else the key hash (one more scan). A merge on the order key, then key text, yields deleted, added and changed
+   rows; comparing the column hashes names the changed columns.
 4. With `--where`, a key seen on one side only may still exist on the other side outside the filter (its filtered
    column changed). Those keys are looked up by key on the other side (index lookups) and reported as changed.
 
@@ -42,6 +48,8 @@ DiffSide = Target | str
 
 ROWS_PER_BUCKET = 32
 MAX_BUCKETS = 1 << 20
+# A differing key range holding more rows than this is split into finer ranges before its rows are fetched.
+SPLIT_ROWS = 4 * ROWS_PER_BUCKET
 BATCH_ROWS = 2000
 LOOKUP_BATCH = 500
 # Session settings that fix every type's text form, so both servers render (and hash) a value identically.
@@ -55,8 +63,13 @@ SESSION_SETTINGS = {
 }
 # Pass 1 only: the planner guesses one group per row for `hash & mask` and would sort the whole table to group it;
 # a hash aggregate over at most MAX_BUCKETS small groups is what we want. (A larger work_mem makes it worse: the
-# hash table is then sized for the guessed million groups and stops fitting in the CPU caches.)
-BUCKET_PASS_SETTINGS = {"enable_sort": "off"}
+# hash table is then sized for the guessed million groups and stops fitting in the CPU caches.) The same guess makes
+# a parallel aggregate look dear (a million partial groups to gather); parallel_tuple_cost 0 lets the planner scan in
+# parallel as it does for the floor's plain aggregate: each worker returns only its (few thousand) buckets.
+BUCKET_PASS_SETTINGS = {"enable_sort": "off", "parallel_tuple_cost": "0"}
+# Queries over key ranges: the planner cannot estimate `key BETWEEN lo AND hi` for ranges from an array and may
+# prefer a seq scan per range; each range must be an index range scan.
+RANGE_SCAN_SETTINGS = {"enable_seqscan": "off"}
 
 
 class DiffError(RewindError):
@@ -88,6 +101,14 @@ class _Shape:
     portable_hash: bool  # md5 instead of hashtextextended, when the servers' hash functions disagree
     xor_aggregate: bool  # bit_xor (Postgres 14+; much cheaper than sum, whose state is a 128-bit integer)
     key_hasher: str | None  # a native hash for a one-column integer/uuid key of the same kind on both sides
+    ranged: bool  # a one-column integer key on both sides: bucket and fetch by key value ranges
+
+    def key_int(self) -> sql.Composable:
+        return sql.SQL("({})::int8").format(sql.Identifier(self.key[0]))
+
+    def order_key(self) -> sql.Composable:
+        """What pass 2 orders and merges rows by: the integer key itself, else the key hash."""
+        return self.key_int() if self.ranged else self.key_hash()
 
     def key_hash(self) -> sql.Composable:
         """The bucketing hash of a row's key; a native hash skips rendering the key as text on every row."""
@@ -115,6 +136,10 @@ class _Shape:
 
     def filter(self) -> sql.Composable:
         return sql.SQL("WHERE ({})").format(sql.SQL(self.where)) if self.where else sql.SQL("")
+
+    def scan(self) -> sql.Composed:
+        """FROM the whole table, filtered."""
+        return sql.SQL("{} {}").format(self.table.ident, self.filter())
 
 
 @dataclass
@@ -225,14 +250,18 @@ def _shape(backup: _Side, live: _Side, key: Sequence[str] | None, where: str | N
     probe = "SELECT hashtextextended('rewind', 0), hashint8extended(7, 0)"
     portable = backup.conn.execute(probe).fetchone() != live.conn.execute(probe).fetchone()
     xor = min(backup.conn.info.server_version, live.conn.info.server_version) >= 140000
-    hasher = None if portable else _native_key_hasher(backup.table, live.table, key_cols)
-    return _Shape(backup.table, tuple(key_cols), columns, where, portable, xor, hasher)
+    kind = _native_key_kind(backup.table, live.table, key_cols)
+    hasher = None if portable else kind
+    # Key ranges are re-read by index range scans: only for a key that is indexed (unique) on both sides.
+    indexed = all(any(k.columns == key_cols for k in t.unique_keys) for t in (backup.table, live.table))
+    ranged = kind == "int" and indexed
+    return _Shape(backup.table, tuple(key_cols), columns, where, portable, xor, hasher, ranged)
 
 
 _NATIVE_KEY_TYPES = {"smallint": "int", "integer": "int", "bigint": "int", "uuid": "uuid"}
 
 
-def _native_key_hasher(backup: Table, live: Table, key: Sequence[str]) -> str | None:
+def _native_key_kind(backup: Table, live: Table, key: Sequence[str]) -> str | None:
     """'int' or 'uuid' when the key is one column of that kind on both sides (int widths hash alike as int8)."""
     if len(key) != 1:
         return None
@@ -259,13 +288,33 @@ def _bucket_bits(sides: Sequence[_Side]) -> int:
 # --- the two passes ----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Pass1:
+    """What pass 1 found: how many buckets it compared and which differ, as a pass-2 condition that selects them."""
+
+    buckets: int
+    differing: int
+    totals: tuple[int, int]
+    source: sql.Composable = field(default_factory=lambda: sql.SQL(""))  # FROM what pass 2 reads
+    params: tuple[Any, ...] = ()
+
+
 def _diff(shape: _Shape, backup: _Side, live: _Side) -> DiffResult:
-    mask = (1 << _bucket_bits((backup, live))) - 1
-    differing, totals = _differing_buckets(shape, backup, live, mask)
+    bits = _bucket_bits((backup, live))
+    for side in (backup, live):
+        _set_local(side.conn, BUCKET_PASS_SETTINGS)
+    if shape.ranged:
+        found = _differing_ranges(shape, backup, live, bits)
+    else:
+        found = _differing_buckets(shape, backup, live, (1 << bits) - 1)
+    for side in (backup, live):
+        _set_local(side.conn, {name: "default" for name in BUCKET_PASS_SETTINGS})
     changed: list[ChangedRow] = []
     one_sided: dict[str, list[tuple[Any, ...]]] = {"backup": [], "live": []}
-    if len(differing):
-        for b_row, l_row in _matched_rows(shape, backup, live, mask, differing):
+    if found.differing:
+        for side in (backup, live):
+            _set_local(side.conn, RANGE_SCAN_SETTINGS if shape.ranged else {})
+        for b_row, l_row in _matched_rows(shape, backup, live, found.source, found.params):
             if l_row is None:
                 one_sided["backup"].append(b_row)
             elif b_row is None:
@@ -278,10 +327,11 @@ def _diff(shape: _Shape, backup: _Side, live: _Side) -> DiffResult:
         "deleted": len(deleted),
         "added": len(added),
         "changed": len(changed),
-        "backup_rows": totals[0],
-        "live_rows": totals[1],
-        "buckets": mask + 1,
-        "buckets_differing": len(differing),
+        "backup_rows": found.totals[0],
+        "live_rows": found.totals[1],
+        "buckets": found.buckets,
+        "buckets_differing": found.differing,
+        "key_ranges": int(shape.ranged),
         "rows_fetched_backup": backup.fetched,
         "rows_fetched_live": live.fetched,
     }
@@ -291,36 +341,132 @@ def _diff(shape: _Shape, backup: _Side, live: _Side) -> DiffResult:
     )
 
 
-def _differing_buckets(shape: _Shape, backup: _Side, live: _Side, mask: int) -> tuple[array, tuple[int, int]]:
-    """Pass 1: per-bucket (count, xor or sum of row hashes) on both sides at once; the buckets that differ.
-
-    No ORDER BY: buckets are dense integers, so each side's aggregates land in fixed arrays (16 bytes a bucket)
-    and Postgres is free to hash-aggregate instead of sorting the table.
-    """
-    query = sql.SQL(
-        "SELECT hk & %s AS bucket, count(*), {aggregate}(hr) FROM "
-        "(SELECT {key_hash} AS hk, {row_hash} AS hr FROM {table} {filter}) AS s GROUP BY 1"
-    ).format(
-        key_hash=shape.key_hash(),
-        row_hash=shape.hash(shape.row_text()),
-        table=shape.table.ident,
-        filter=shape.filter(),
+def _aggregate_query(shape: _Shape, bucket: sql.Composable, source: sql.Composable) -> sql.Composed:
+    """Per bucket: (bucket, count, xor or sum of row hashes). No ORDER BY: the caller files buckets by number."""
+    return sql.SQL("SELECT {bucket}, count(*), {aggregate}({row_hash}) FROM {source} GROUP BY 1").format(
+        bucket=bucket,
         aggregate=sql.SQL("bit_xor" if shape.xor_aggregate else "sum"),
+        row_hash=shape.hash(shape.row_text()),
+        source=source,
     )
-    for side in (backup, live):
-        _set_local(side.conn, BUCKET_PASS_SETTINGS)
-    streams = [_stream_in_thread(side, query, (mask,)) for side in (backup, live)]
-    counts = [array("q", bytes(8 * (mask + 1))) for _ in streams]
-    hashes = [array("q", bytes(8 * (mask + 1))) for _ in streams]
+
+
+def _collect(
+    backup: _Side,
+    live: _Side,
+    query: sql.Composable,
+    params: Sequence[Any],
+    store: Callable[[int, int, int, int], None],
+) -> None:
+    """Runs a bucket query on both sides at once; `store(side index, bucket, count, hash)` for each bucket."""
+    streams = [_stream_in_thread(side, query, params) for side in (backup, live)]
     for pair in itertools.zip_longest(*streams):
         for i, row in enumerate(pair):
             if row is not None:
-                counts[i][row[0]] = row[1]
-                hashes[i][row[0]] = _signed64(int(row[2]))
-    for side in (backup, live):
-        _set_local(side.conn, {name: "default" for name in BUCKET_PASS_SETTINGS})
+                store(i, row[0], row[1], _signed64(int(row[2])))
+
+
+def _differing_buckets(shape: _Shape, backup: _Side, live: _Side, mask: int) -> _Pass1:
+    """Pass 1 by key hash: per-bucket aggregates land in fixed arrays (16 bytes a bucket), then compared."""
+    query = _aggregate_query(shape, sql.SQL("{} & %s").format(shape.key_hash()), shape.scan())
+    counts = [array("q", bytes(8 * (mask + 1))) for _ in range(2)]
+    hashes = [array("q", bytes(8 * (mask + 1))) for _ in range(2)]
+
+    def store(i: int, bucket: int, count: int, hashed: int) -> None:
+        counts[i][bucket], hashes[i][bucket] = count, hashed
+
+    _collect(backup, live, query, (mask,), store)
     differing = array("q", (b for b in range(mask + 1) if counts[0][b] != counts[1][b] or hashes[0][b] != hashes[1][b]))
-    return differing, (sum(counts[0]), sum(counts[1]))
+    source = sql.SQL("{scan} {conj} {key_hash} & %s = ANY(%s::bigint[])").format(
+        scan=shape.scan(), conj=sql.SQL("AND" if shape.where else "WHERE"), key_hash=shape.key_hash()
+    )
+    totals = (sum(counts[0]), sum(counts[1]))
+    return _Pass1(mask + 1, len(differing), totals, source, (mask, list(differing)))
+
+
+def _key_bounds(shape: _Shape, sides: Sequence[_Side]) -> tuple[int, int] | None:
+    """The smallest and largest key on either side (two index probes each; the filter can only narrow them)."""
+    # min(key)::int8, not min(key::int8): a cast inside the aggregate would hide the index from the planner.
+    query = sql.SQL("SELECT min({k})::int8, max({k})::int8 FROM {table}").format(
+        k=sql.Identifier(shape.key[0]), table=shape.table.ident
+    )
+    found = [row for side in sides for row in [side.conn.execute(query).fetchone()] if row and row[0] is not None]
+    if not found:
+        return None
+    return min(r[0] for r in found), max(r[1] for r in found)
+
+
+def _in_ranges(shape: _Shape) -> sql.Composed:
+    """FROM the rows whose key lies in one of the ranges %s (lows) .. %s (highs), filtered: one index range scan a
+    range (LATERAL and OFFSET 0 keep the planner from turning it into a join over a full scan)."""
+    return sql.SQL(
+        'unnest(%s::int8[], %s::int8[]) AS "rewind range"("rewind lo", "rewind hi") CROSS JOIN LATERAL '
+        '(SELECT * FROM {table} WHERE {k} BETWEEN "rewind range"."rewind lo" AND "rewind range"."rewind hi" '
+        '{conj} {where} OFFSET 0) AS "rewind rows"'
+    ).format(
+        table=shape.table.ident,
+        k=sql.Identifier(shape.table.schema, shape.table.name, shape.key[0]),
+        conj=sql.SQL("AND" if shape.where else ""),
+        where=sql.SQL("({})").format(sql.SQL(shape.where)) if shape.where else sql.SQL(""),
+    )
+
+
+def _differing_ranges(shape: _Shape, backup: _Side, live: _Side, bits: int) -> _Pass1:
+    """Pass 1 by integer key ranges of 2**shift keys, then finer ranges inside the differing ones that are large."""
+    bounds = _key_bounds(shape, (backup, live))
+    if bounds is None:
+        return _Pass1(0, 0, (0, 0))
+    shift = max(0, (bounds[1] - bounds[0]).bit_length() - bits)
+    base = bounds[0] >> shift
+    size = (bounds[1] >> shift) - base + 1
+    counts = [array("q", bytes(8 * size)) for _ in range(2)]
+    hashes = [array("q", bytes(8 * size)) for _ in range(2)]
+
+    def store(i: int, bucket: int, count: int, hashed: int) -> None:
+        counts[i][bucket - base], hashes[i][bucket - base] = count, hashed
+
+    query = _aggregate_query(shape, sql.SQL("{} >> %s").format(shape.key_int()), shape.scan())
+    _collect(backup, live, query, (shift,), store)
+    differing = {
+        base + b: max(counts[0][b], counts[1][b])
+        for b in range(size)
+        if counts[0][b] != counts[1][b] or hashes[0][b] != hashes[1][b]
+    }
+    ranges = _split_ranges(shape, backup, live, shift, differing)
+    lows, highs = [lo for lo, _ in ranges], [hi for _, hi in ranges]
+    totals = (sum(counts[0]), sum(counts[1]))
+    return _Pass1(size, len(ranges), totals, _in_ranges(shape), (lows, highs))
+
+
+def _split_ranges(
+    shape: _Shape, backup: _Side, live: _Side, shift: int, differing: dict[int, int]
+) -> list[tuple[int, int]]:
+    """The differing ranges as (low, high) keys; a range of more than SPLIT_ROWS rows is first split (recursively)
+    into finer ranges, re-aggregated by index range scans over it alone, and only its differing parts are kept."""
+    done = [(b << shift, ((b + 1) << shift) - 1) for b, rows in differing.items() if rows <= SPLIT_ROWS or not shift]
+    large = {b: rows for b, rows in differing.items() if rows > SPLIT_ROWS and shift}
+    if not large:
+        return sorted(done)
+    finer = max(0, shift - (max(large.values()) // ROWS_PER_BUCKET).bit_length())
+    found: list[dict[int, tuple[int, int]]] = [{}, {}]
+
+    def store(i: int, bucket: int, count: int, hashed: int) -> None:
+        found[i][bucket] = (count, hashed)
+
+    query = _aggregate_query(shape, sql.SQL("{} >> %s").format(shape.key_int()), _in_ranges(shape))
+    lows = [b << shift for b in sorted(large)]
+    highs = [((b + 1) << shift) - 1 for b in sorted(large)]
+    for side in (backup, live):
+        _set_local(side.conn, RANGE_SCAN_SETTINGS)
+    _collect(backup, live, query, (finer, lows, highs), store)
+    for side in (backup, live):
+        _set_local(side.conn, {name: "default" for name in RANGE_SCAN_SETTINGS})
+    sub = {
+        b: max(found[0].get(b, (0, 0))[0], found[1].get(b, (0, 0))[0])
+        for b in found[0].keys() | found[1].keys()
+        if found[0].get(b) != found[1].get(b)
+    }
+    return sorted(done + _split_ranges(shape, backup, live, finer, sub))
 
 
 def _signed64(value: int) -> int:
@@ -338,21 +484,21 @@ def _set_local(conn: psycopg.Connection, settings: dict[str, str]) -> None:
 
 @dataclass(frozen=True)
 class _Row:
-    key_hash: int
+    order_key: int  # the integer key (key ranges), else the key hash
     key_text: str
     key: tuple[Any, ...]
     hashes: tuple[int | None, ...]
 
 
-def _row_query(shape: _Shape, condition: sql.Composable) -> sql.Composed:
+def _row_query(shape: _Shape, source: sql.Composable) -> sql.Composed:
+    """The rows FROM `source` (the key's table, or a range source built on it) with their column hashes."""
     col_hashes = [shape.hash(sql.SQL("({})::text").format(sql.Identifier(c))) for c in shape.columns]
-    return sql.SQL("SELECT {key_hash}, {key_text}, {keys}, {hashes} FROM {table} {condition}").format(
-        key_hash=shape.key_hash(),
+    return sql.SQL("SELECT {order_key}, {key_text}, {keys}, {hashes} FROM {source}").format(
+        order_key=shape.order_key(),
         key_text=shape.key_text(),
         keys=sql.SQL(", ").join(sql.Identifier(c) for c in shape.key),
         hashes=sql.SQL(", ").join(col_hashes),
-        table=shape.table.ident,
-        condition=condition,
+        source=source,
     )
 
 
@@ -362,19 +508,13 @@ def _to_row(shape: _Shape, raw: Sequence[Any]) -> _Row:
 
 
 def _matched_rows(
-    shape: _Shape, backup: _Side, live: _Side, mask: int, buckets: array
+    shape: _Shape, backup: _Side, live: _Side, source: sql.Composable, params: tuple[Any, ...]
 ) -> Iterator[tuple[_Row | None, _Row | None]]:
     """Pass 2: the rows of the differing buckets, both sides at once, paired by key (None where a side lacks it)."""
-    condition = sql.SQL("{filter} {conj} {key_hash} & %s = ANY(%s::bigint[]) ORDER BY 1").format(
-        filter=shape.filter(),
-        conj=sql.SQL("AND" if shape.where else "WHERE"),
-        key_hash=shape.key_hash(),
-    )
-    query = _row_query(shape, condition)
-    params = (mask, list(buckets))
+    query = _row_query(shape, sql.SQL("{} ORDER BY 1").format(source))
     b_rows = (_to_row(shape, r) for r in _stream_in_thread(backup, query, params))
     l_rows = (_to_row(shape, r) for r in _stream_in_thread(live, query, params))
-    # Distinct keys may share a 64-bit hash, so pair within each run of equal key hashes by key text.
+    # Distinct keys may share a 64-bit hash, so pair within each run of equal order keys by key text.
     for b_group, l_group in _merge_sorted(_runs(shape, b_rows, backup), _runs(shape, l_rows, live), lambda g: g[0]):
         b_by_text = b_group[1] if b_group else {}
         l_by_text = l_group[1] if l_group else {}
@@ -383,14 +523,14 @@ def _matched_rows(
 
 
 def _runs(shape: _Shape, rows: Iterator[_Row], side: _Side) -> Iterator[tuple[int, dict[str, _Row]]]:
-    """Consecutive rows with the same key hash, by key text; counts the rows fetched on `side`."""
+    """Consecutive rows with the same order key, by key text; counts the rows fetched on `side`."""
     current: tuple[int, dict[str, _Row]] | None = None
     for row in rows:
         side.fetched += 1
-        if current is None or current[0] != row.key_hash:
+        if current is None or current[0] != row.order_key:
             if current is not None:
                 yield current
-            current = (row.key_hash, {})
+            current = (row.order_key, {})
         if row.key_text in current[1]:
             raise DiffError(
                 f"Key ({', '.join(shape.key)}) is not unique in {side.label}: {row.key_text} occurs twice. "
@@ -425,11 +565,11 @@ def _lookup(shape: _Shape, side: _Side, rows: list[_Row]) -> list[_Row]:
     """The rows with these keys on `side`, ignoring the filter: one indexed semi-join, typed like the key."""
     types = [side.table.column(c).type_name for c in shape.key]
     unnest = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types)
-    condition = sql.SQL("WHERE ({keys}) IN (SELECT * FROM unnest({unnest}))").format(
-        keys=sql.SQL(", ").join(sql.Identifier(c) for c in shape.key), unnest=unnest
+    source = sql.SQL("{table} WHERE ({keys}) IN (SELECT * FROM unnest({unnest}))").format(
+        table=shape.table.ident, keys=sql.SQL(", ").join(sql.Identifier(c) for c in shape.key), unnest=unnest
     )
     params = [[row.key[i] for row in rows] for i in range(len(shape.key))]
-    raws = side.conn.execute(_row_query(shape, condition), params).fetchall()
+    raws = side.conn.execute(_row_query(shape, source), params).fetchall()
     side.fetched += len(raws)
     return [_to_row(shape, r) for r in raws]
 
