@@ -33,6 +33,8 @@ from bot.store.models import (
     Flag,
     FlagStatus,
     Incident,
+    Proposal,
+    ProposalApproval,
     Step,
     Task,
     TaskKind,
@@ -180,6 +182,8 @@ def build_postmortem(
         tasks = session.scalars(
             select(Task).where(Task.incident_id == incident_id).order_by(Task.kind, Task.number)
         ).all()
+        if not proposals:
+            proposals = _stored_proposals(session, incident_id)
     resolve = _name_resolver(names, entries)
     live = [e for e in entries if e.deleted_at is None]
     by_kind: dict[str, list[Any]] = defaultdict(list)
@@ -209,8 +213,46 @@ def build_postmortem(
             for s in steps
         ],
         spans=spans_from_entries(by_kind[EntryKind.RESTORE]),
-        restore_operations=list(proposals),
+        restore_operations=[
+            op.model_copy(update={"proposer": resolve(op.proposer), "approvers": [resolve(a) for a in op.approvers]})
+            for op in proposals
+        ],
     )
+
+
+def _stored_proposals(session: Session, incident_id: int) -> list[ProposalSummary]:
+    """The approval flow's proposals (bot.approvals): outcome, approvers on the proposal's hash, and row counts."""
+    proposals = session.scalars(
+        select(Proposal).where(Proposal.incident_id == incident_id).order_by(Proposal.number)
+    ).all()
+    approvers: dict[int, list[str]] = defaultdict(list)
+    rows = session.execute(
+        select(ProposalApproval.proposal_id, ProposalApproval.user_id, ProposalApproval.sql_sha256)
+        .join(Proposal, Proposal.id == ProposalApproval.proposal_id)
+        .where(Proposal.incident_id == incident_id, ProposalApproval.sql_sha256 == Proposal.sql_sha256)
+        .order_by(ProposalApproval.approved_at, ProposalApproval.user_id)
+    )
+    for proposal_id, user_id, _hash in rows:
+        approvers[proposal_id].append(user_id)
+    summaries = []
+    for p in proposals:
+        result = p.result or {}
+        ran = p.status in ("executed", "failed") and "counts" in result
+        summaries.append(
+            ProposalSummary(
+                number=p.number,
+                target=p.target,
+                summary=p.summary,
+                status=p.status,
+                proposer=p.proposer_id,
+                approvers=[u for u in approvers[p.id] if u != p.proposer_id],
+                sql_sha256=p.sql_sha256,
+                rows_affected=result.get("rows_affected") if ran else None,
+                duration_s=result.get("seconds") if ran else None,
+                executed_at=p.finished_at if p.status == "executed" else None,
+            )
+        )
+    return summaries
 
 
 def find_incident_id(store: Store, channel: str) -> int:

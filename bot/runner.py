@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from bot.app import build_app, build_client
 from bot.config import RunMode, Settings
 from bot.logging import configure_logging
-from bot.scheduler import ReminderService, start_scheduler
+from bot.scheduler import ReminderService, add_proposal_job, start_scheduler
 from bot.services import Services
 from bot.store import Store, upgrade
 
@@ -33,7 +33,9 @@ def run(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None =
     if settings.mode == RunMode.SHELL:
         return run_shell(services, stdin or sys.stdin, stdout or sys.stdout)
     app = build_app(services)
+    services.jobs.reconcile()  # executions a dead process left `executing`: settled from pg_xact_status, reported
     scheduler = start_reminders(services, app.client)
+    add_proposal_job(scheduler, services.jobs.run_due, REMINDER_INTERVAL_S)
     try:
         return _serve(settings, services, app)
     finally:

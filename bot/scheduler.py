@@ -232,4 +232,19 @@ def start_scheduler(service: ReminderService, interval_s: float = 60) -> Backgro
     return scheduler
 
 
-__all__ = ["Reminder", "ReminderService", "nudge_text", "start_scheduler"]
+def add_proposal_job(scheduler: BackgroundScheduler, run_due: Callable[[], object], interval_s: float = 60) -> None:
+    """Proposal expiry and the halfway reminder to approvers (`RestoreJobs.run_due`). Like the reminders above,
+    each expiry and each reminder is claimed in the store (a conditional UPDATE, after `FOR UPDATE SKIP LOCKED` on
+    Postgres) before anything is posted, so with several processes exactly one posts it."""
+    scheduler.add_job(
+        run_due,
+        "interval",
+        seconds=interval_s,
+        id="rewind-proposals",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+
+
+__all__ = ["Reminder", "ReminderService", "add_proposal_job", "nudge_text", "start_scheduler"]

@@ -231,3 +231,35 @@ def _entries(store: Store) -> list[Entry]:
 def test_sha256_is_of_the_exact_text() -> None:
     assert sql_sha256("SELECT 1") != sql_sha256("SELECT 1 ")
     assert len(sql_sha256("x")) == 64
+
+
+def test_the_postmortem_lists_every_proposal(service: ProposalService, store: Store) -> None:
+    from bot.postmortem import build_postmortem, render_markdown
+
+    first = service.propose(CHANNEL, "prod", FIX, PROPOSER).proposal
+    service.reject(first.id, BOB)
+    second = service.propose(CHANNEL, "prod", FIX, PROPOSER).proposal
+    service.approve(second.id, BOB)
+    service.approve(second.id, CAROL)
+    service.execute(second.id)
+    pm = build_postmortem(store, first.incident_id, names={BOB: "Bob", CAROL: "Carol", PROPOSER: "Alice"})
+    ops = [(o.number, o.status, o.proposer, o.approvers, o.rows_affected) for o in pm.restore_operations]
+    assert ops == [(1, "rejected", "Alice", [], None), (2, "executed", "Alice", ["Bob", "Carol"], 4)]
+    assert "| 2 | prod | UPDATE prices SET amount = amount + 1" in render_markdown(pm)
+
+
+def test_the_scheduler_runs_the_proposal_job() -> None:
+    import threading
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.scheduler import add_proposal_job
+
+    ran = threading.Event()
+    scheduler = BackgroundScheduler(timezone=UTC)
+    add_proposal_job(scheduler, ran.set, interval_s=60)
+    scheduler.start()
+    try:
+        assert ran.wait(5) and scheduler.get_job("rewind-proposals") is not None
+    finally:
+        scheduler.shutdown(wait=False)
