@@ -182,7 +182,7 @@ def build_postmortem(
         tasks = session.scalars(
             select(Task).where(Task.incident_id == incident_id).order_by(Task.kind, Task.number)
         ).all()
-        if not proposals:
+        if not proposals and any(e.kind == EntryKind.PROPOSAL for e in entries):  # every proposal has an entry
             proposals = _stored_proposals(session, incident_id)
     resolve = _name_resolver(names, entries)
     live = [e for e in entries if e.deleted_at is None]
