@@ -182,8 +182,8 @@ def build_postmortem(
         tasks = session.scalars(
             select(Task).where(Task.incident_id == incident_id).order_by(Task.kind, Task.number)
         ).all()
-        if not proposals and any(e.kind == EntryKind.PROPOSAL for e in entries):  # every proposal has an entry
-            proposals = _stored_proposals(session, incident_id)
+        if not proposals and any(e.kind == EntryKind.PROPOSAL and "sql_sha256" in (e.data or {}) for e in entries):
+            proposals = _stored_proposals(session, incident_id)  # the approval flow's entries carry the SQL hash
     resolve = _name_resolver(names, entries)
     live = [e for e in entries if e.deleted_at is None]
     by_kind: dict[str, list[Any]] = defaultdict(list)
