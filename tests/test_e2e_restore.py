@@ -86,6 +86,11 @@ def proposal_message(slack: LocalSlack, number: int = 1, timeout: float = 10) ->
     return eventually(find, timeout=timeout)
 
 
+def stored(rewind: Rewind, ts: str) -> Any:
+    """The proposal once the store has its message's ts (saved right after the message is posted)."""
+    return eventually(lambda: rewind.services.approvals.find_by_message(DEFAULT_CHANNEL, ts))
+
+
 def thread_texts(slack: LocalSlack, ts: str) -> list[str]:
     return [m["text"] for m in slack.messages(DEFAULT_CHANNEL) if m.get("thread_ts") == ts and m["ts"] != ts]
 
@@ -108,7 +113,7 @@ def test_two_approvals_run_the_sql_once(rewind: Rewind, slack: LocalSlack, dbs: 
     ts = message["ts"]
     shown = str(message["blocks"])
     assert "prod" in shown and "Dry run" in shown and "→ 3 rows" in shown and "lock_timeout 5s" in shown
-    assert rewind.services.approvals.find_by_message(DEFAULT_CHANNEL, ts).sql_sha256 in shown
+    assert stored(rewind, ts).sql_sha256 in shown
     assert "UPDATE runs SET n = n + 1" in shown and "0/2" in shown and "anyone in the channel but" in shown
 
     react(rewind, "white_check_mark", ts, DEFAULT_USER)  # the proposer's own ✅
@@ -150,7 +155,7 @@ def test_reject_revoke_and_buttons(rewind: Rewind, slack: LocalSlack, dbs: dict[
 
     rewind.driver.command(f"propose prod {FIX}")
     second = proposal_message(slack, 2)
-    proposal_id = rewind.services.approvals.find_by_message(DEFAULT_CHANNEL, second["ts"]).id
+    proposal_id = stored(rewind, second["ts"]).id
     assert rewind.driver.action("proposal_approve", str(proposal_id), user=DEFAULT_USER).status == 200
     eventually(lambda: any("is yours" in t for t in ephemerals_to(slack, DEFAULT_USER)))
     rewind.driver.action("proposal_approve", str(proposal_id), user=BOB)
@@ -179,7 +184,7 @@ def test_a_new_proposal_supersedes_and_a_failed_dry_run_cannot_be_approved(
 def test_expiry_and_reminder_with_frozen_time(rewind: Rewind, slack: LocalSlack) -> None:
     rewind.driver.command(f"propose prod {FIX}")
     ts = proposal_message(slack)["ts"]
-    created = rewind.services.approvals.find_by_message(DEFAULT_CHANNEL, ts).created_at
+    created = stored(rewind, ts).created_at
     with freeze_time(created + timedelta(minutes=16)):
         rewind.services.jobs.run_due()
     assert any("needs 2 more approval" in t for t in thread_texts(slack, ts))
