@@ -102,20 +102,8 @@ class TimelineService:
         now = self.clock()
         with self.store.transaction() as session:
             incident = require_incident(session, channel_id)
-            entry = Entry(
-                incident_id=incident.id,
-                kind=kind,
-                text=text,
-                author_id=user_id,
-                author_name=author_name,
-                occurred_at=at or now,
-                approximate=approximate,
-                recorded_at=now,
-                source=source,
-                data=data,
-            )
-            session.add(entry)
-            session.flush()
+            entry = _typed_entry(incident, kind, text, user_id, now, at, approximate, author_name, data, source)
+            _added(session, entry)
             return entry
 
     def raise_flag(
@@ -133,17 +121,8 @@ class TimelineService:
         now = self.clock()
         with self.store.transaction() as session:
             incident = require_incident(session, channel_id, lock=True)
-            entry = Entry(
-                incident_id=incident.id,
-                kind=EntryKind.FLAG,
-                text=text,
-                author_id=user_id,
-                author_name=author_name,
-                occurred_at=at or now,
-                approximate=approximate,
-                recorded_at=now,
-                source=source,
-                data=data,
+            entry = _typed_entry(
+                incident, EntryKind.FLAG, text, user_id, now, at, approximate, author_name, data, source
             )
             return _new_flag(session, incident, entry)
 
@@ -291,6 +270,33 @@ class TimelineService:
             for entry in entries:
                 entry.text = text
             return entries
+
+
+def _typed_entry(
+    incident: Incident,
+    kind: EntryKind,
+    text: str,
+    user_id: str,
+    now: datetime,
+    at: datetime | None,
+    approximate: bool,
+    author_name: str | None,
+    data: dict[str, Any] | None,
+    source: EntrySource,
+) -> Entry:
+    """An entry someone typed: it happened `at` (backdated) or when it was typed."""
+    return Entry(
+        incident_id=incident.id,
+        kind=kind,
+        text=text,
+        author_id=user_id,
+        author_name=author_name,
+        occurred_at=at or now,
+        approximate=approximate,
+        recorded_at=now,
+        source=source,
+        data=data,
+    )
 
 
 def _added(session: Session, entry: Entry) -> None:

@@ -146,7 +146,7 @@ def _problem_with_explain(stmt: ast.ExplainStmt) -> str | None:
 
 
 def _problem_in_tree(root: ast.Node) -> str | None:
-    for node in _walk(root):
+    for node in walk_nodes(root):
         if isinstance(node, _WRITE_NODES):
             return f"{_kind(node)} inside a query (a data-modifying CTE?) writes"
         if isinstance(node, ast.SelectStmt) and node.intoClause is not None:
@@ -160,8 +160,8 @@ def _problem_in_tree(root: ast.Node) -> str | None:
     return None
 
 
-def _walk(root: ast.Node) -> Iterator[ast.Node]:
-    """Every node under `root`, depth first, without recursion (deep expressions stay safe)."""
+def walk_nodes(root: object) -> Iterator[ast.Node]:
+    """Every pglast node under `root`, depth first, without recursion (deep expressions stay safe)."""
     stack: list[object] = [root]
     while stack:
         item = stack.pop()

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from restore.cluster import ThrowawayCluster, find_pg_bindir
 from restore.errors import ClusterError, DumpError, RewindError
+from restore.guard import walk_nodes
 from restore.meta import record_backup_time
 from restore.targets import mask_dsn
 
@@ -558,7 +559,7 @@ def _sequences_named(entry: TocEntry) -> set[str]:
     found = {entry.qualified} if entry.kind in ("SEQUENCE", "SEQUENCE OWNED BY") else set()
     for node in _nodes(entry):
         if isinstance(node, ast.FuncCall) and _last_name(node.funcname) == "nextval":
-            constants = (c for c in _nodes_of(node.args) if isinstance(c, ast.A_Const))
+            constants = (c for c in walk_nodes(node.args) if isinstance(c, ast.A_Const))
             found |= {_qualify(c.val.sval) for c in constants if isinstance(c.val, ast.String)}
     return found
 
@@ -592,18 +593,7 @@ def _nodes(entry: TocEntry) -> list[ast.Node]:
         statements = parse_sql(entry.sql_text)
     except ParseError:
         return []
-    return list(_nodes_of(statements))
-
-
-def _nodes_of(root: object) -> Iterator[ast.Node]:
-    stack: list[object] = [root]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, tuple | list):
-            stack.extend(item)
-        elif isinstance(item, ast.Node):
-            yield item
-            stack.extend(getattr(item, slot, None) for slot in item.__slots__)
+    return list(walk_nodes(statements))
 
 
 # ---------------------------------------------------------------------------------------------------------------
