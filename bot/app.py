@@ -45,6 +45,7 @@ def build_app(
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="rewind-listener"),
     )
     services.names = UserDirectory(lambda user_id: _lookup_name(app.client, user_id))
+    services.approvals.group_members = lambda group: app.client.usergroups_users_list(usergroup=group)["users"]
     for module in (commands, reactions, approvals, messages, shortcuts, postmortem):
         module.register(app, services)
     reactions.register_unmatched(app)  # last: Bolt runs the first listener that matches

@@ -68,6 +68,7 @@ class Policy:
 
     approvals_required: int = 2
     approvers: tuple[str, ...] = ()
+    approver_group: str | None = None  # a Slack user group; its members at proposal time may approve too
     ttl: timedelta = timedelta(minutes=30)
     statement_timeout_s: float = 30
     lock_timeout_s: float = 5
@@ -150,11 +151,32 @@ class ProposalService:
         targets: Callable[[], dict[str, Target]],
         policy: Policy,
         clock: Clock = utcnow,
+        group_members: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         self.store = store
         self.targets = targets
         self.policy = policy
         self.clock = clock
+        self.group_members = group_members  # the composition root wires Slack's usergroups.users.list
+
+    def eligible_users(self) -> list[str]:
+        """Who may approve a proposal made now: the configured users plus the group's current members.
+
+        An empty list means anyone but the proposer, so a configured group that yields nobody is an error,
+        never a silent widening to everyone."""
+        users = list(self.policy.approvers)
+        group = self.policy.approver_group
+        if group:
+            if self.group_members is None:
+                raise UsageError(f"REWIND_APPROVER_GROUP {group} is set but Slack user groups can't be read here.")
+            members = [u for u in self.group_members(group) if u not in users]
+            if not users and not members:
+                raise UsageError(
+                    f"User group {group} has no members, so nobody could approve. Add people to it, or set "
+                    "REWIND_APPROVERS."
+                )
+            users += members
+        return users
 
     # --- proposing ------------------------------------------------------------------------------------------------
 
@@ -192,6 +214,7 @@ class ProposalService:
         target = self.target(target_name)
         with self.store.transaction() as session:
             require_incident(session, channel_id)  # before touching the target
+        eligible = self.eligible_users()
         dry = self._dry_run(target, sql_text)
         now = self.clock()
         digest = sql_sha256(sql_text)
@@ -223,7 +246,7 @@ class ProposalService:
                 proposer_id=proposer_id,
                 proposer_name=proposer_name,
                 approvals_required=self.policy.approvals_required,
-                eligible={"users": list(self.policy.approvers)},
+                eligible={"users": eligible},
                 dry_run=dry,
                 plan=plan,
                 channel_id=channel_id,

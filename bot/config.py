@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     nudge_after_minutes: int = Field(30, ge=1)
     approvals_required: int = Field(2, ge=1)
     approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    approver_group: str | None = None  # a Slack user group id (S…); its members may approve too
     proposal_ttl_minutes: int = Field(30, ge=1)
 
     targets: Annotated[dict[str, Target], NoDecode] = Field(default_factory=dict)

@@ -152,6 +152,7 @@ class _Workspace:
         self.canvases: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}
         self.dms: dict[str, str] = {}
+        self.usergroups: dict[str, list[str]] = {}
         self.add_user(BOT_USER_ID, "rewind", real_name="Rewind", is_bot=True)
 
     # ---- ids, timestamps, lookups
@@ -407,6 +408,7 @@ class _WebApi:
             "reactions.get": self.reactions_get,
             "users.info": self.users_info,
             "users.list": self.users_list,
+            "usergroups.users.list": self.usergroups_users_list,
             "files.getUploadURLExternal": self.files_get_upload_url,
             "files.completeUploadExternal": self.files_complete_upload,
             "files.info": self.files_info,
@@ -591,6 +593,12 @@ class _WebApi:
         if user is None:
             raise SlackError("user_not_found")
         return {"user": user}
+
+    def usergroups_users_list(self, p: Params, _t: str | None) -> dict[str, Any]:
+        group = self.ws.usergroups.get(_require(p, "usergroup", "no_such_subteam"))
+        if group is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group)}
 
     def users_list(self, _p: Params, _t: str | None) -> dict[str, Any]:
         return {"members": list(self.ws.users.values()), "response_metadata": {"next_cursor": ""}}
@@ -1172,6 +1180,11 @@ class LocalSlack:
         """Add a person's reaction to a message (state only, no event is sent)."""
         with self._ws.lock:
             self._ws.add_reaction(channel, ts, user, name)
+
+    def add_usergroup(self, group_id: str, members: Iterable[str]) -> None:
+        """A user group (`S…`) and its members, as usergroups.users.list will answer."""
+        with self._ws.lock:
+            self._ws.usergroups[group_id] = list(members)
 
     def user_name(self, user_id: str) -> str:
         """What Slack shows for a user: the real name, else the handle, else the id."""

@@ -44,5 +44,6 @@ def policy_from(settings: Settings) -> Policy:
     return Policy(
         approvals_required=settings.approvals_required,
         approvers=tuple(settings.approvers),
+        approver_group=settings.approver_group,
         ttl=timedelta(minutes=settings.proposal_ttl_minutes),
     )

@@ -14,11 +14,14 @@ from sqlalchemy.exc import DBAPIError
 from bot.approvals import Policy, ProposalService, Verdict, sql_sha256
 from bot.errors import UsageError
 from bot.incidents import IncidentService
+from bot.localslack import LocalSlack
 from bot.store import Store
 from bot.store.models import AuditLog, Entry, Proposal
 from restore.errors import TargetError
 from restore.targets import Target, TargetRole
 from tests.pg import PgServer
+from tests.rewind_app import prepare_workspace, running_rewind
+from tests.slack_driver import DEFAULT_CHANNEL
 
 CHANNEL = "C0INC"
 PROPOSER, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
@@ -263,3 +266,24 @@ def test_the_scheduler_runs_the_proposal_job() -> None:
         assert ran.wait(5) and scheduler.get_job("rewind-proposals") is not None
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_members_of_the_approver_group_at_proposal_time_may_approve(store: Store, target_db: str) -> None:
+    with LocalSlack() as slack:
+        prepare_workspace(slack)
+        slack.add_usergroup("S0ONCALL", [BOB, CAROL])
+        slack.add_usergroup("S0EMPTY", [])
+        targets = {"prod": {"dsn": target_db, "role": "production"}}
+        with running_rewind(slack, store, approver_group="S0ONCALL", targets=targets) as rewind:
+            rewind.declare_here()
+            service = rewind.services.approvals
+            proposal = service.propose(DEFAULT_CHANNEL, "prod", FIX, PROPOSER).proposal
+            assert proposal.eligible == [BOB, CAROL]
+            assert service.approve(proposal.id, DAVE).verdict is Verdict.NOT_ELIGIBLE
+            assert service.approve(proposal.id, BOB).verdict is Verdict.COUNTED
+            assert service.approve(proposal.id, CAROL).verdict is Verdict.EXECUTE
+            assert slack.calls("usergroups.users.list")[0].params["usergroup"] == "S0ONCALL"
+
+            service.policy = Policy(approver_group="S0EMPTY")
+            with pytest.raises(UsageError, match="has no members"):
+                service.propose(DEFAULT_CHANNEL, "prod", FIX, PROPOSER)
