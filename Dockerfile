@@ -7,9 +7,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     REWIND_HTTP_PORT=3000 \
     REWIND_DATABASE_URL=sqlite:////data/rewind.db
 
-# pg_dump/pg_restore/initdb for `rewind replica up`; curl for the health check.
+# pg_dump/pg_restore/initdb for `rewind replica up`; curl for the health check; libcairo2 for PNG pictures.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-client postgresql curl \
+    && apt-get install -y --no-install-recommends postgresql-client postgresql curl libcairo2 \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 rewind && mkdir /data && chown rewind /data
@@ -18,7 +18,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY restore ./restore
-RUN pip install .
+RUN pip install '.[png]'
 
 USER rewind
 VOLUME /data

@@ -300,7 +300,7 @@ def render_png(svg: str, *, timeout_s: float = 30) -> bytes | None:
     """PNG bytes from cairosvg or rsvg-convert, whichever is installed; None when neither is."""
     try:
         import cairosvg  # type: ignore[import-not-found]  # optional
-    except ImportError:
+    except (ImportError, OSError):  # not installed, or installed without the system's libcairo
         cairosvg = None
     if cairosvg is not None:
         return bytes(cairosvg.svg2png(bytestring=svg.encode()))
