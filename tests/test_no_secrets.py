@@ -26,7 +26,10 @@ def slack() -> Iterator[LocalSlack]:
 
 
 def test_no_password_or_token_in_messages_or_logs(
-    slack: LocalSlack, store: Store, dbs: dict[str, str], caplog: pytest.LogCaptureFixture  # noqa: F811
+    slack: LocalSlack,
+    store: Store,
+    dbs: dict[str, str],  # noqa: F811 - the fixture imported from test_e2e_restore
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     broken = {"broken": {"dsn": dbs["replica"].replace("/rw_", "/nosuchdb_rw_"), "role": "backup"}}
