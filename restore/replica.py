@@ -158,8 +158,14 @@ def provision(
     name: str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    backup_time: datetime | None = None,
 ) -> Replica:
-    """Restore `dump` (all of it, or only `tables`) into a new scratch database and register it as a replica."""
+    """Restore `dump` (all of it, or only `tables`) into a new scratch database and register it as a replica.
+
+    `backup_time` overrides the time read from the dump: archives record the dump machine's local time without
+    its zone, so when that machine's zone differs from this one's, the operator gives the exact time."""
+    if backup_time is not None and backup_time.tzinfo is None:
+        raise DumpError("Give the backup time with its zone, e.g. 2026-01-22T04:00:12+00:00.")
     started = time.perf_counter()
     say = progress or (lambda message: None)
     dump = Path(dump)
@@ -172,7 +178,8 @@ def provision(
     try:
         dsn = _create_database(admin_dsn, database)
         try:
-            backup_time, restored = _restore(dump, fmt, dsn, tables, jobs or _default_jobs(), say)
+            dumped_at, restored = _restore(dump, fmt, dsn, tables, jobs or _default_jobs(), say)
+            backup_time = backup_time.astimezone(UTC) if backup_time else dumped_at
             _record_time(dsn, backup_time)
         except BaseException:
             _drop_database(admin_dsn, database)

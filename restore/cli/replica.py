@@ -41,6 +41,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", 
     up.add_argument("--server", help="DSN or target of the server for the scratch database (default: own cluster)")
     up.add_argument("--name", help="replica name (default: from the dump's file name)")
     up.add_argument("--jobs", type=int, help="parallel restore jobs (custom and directory dumps)")
+    up.add_argument(
+        "--backup-time",
+        type=_aware_time,
+        help="the backup's exact time with its zone (ISO 8601), when the dump's own time is ambiguous",
+    )
     up.add_argument("--json", action="store_true", help="print the result as JSON")
     up.set_defaults(func=lambda args: cmd_up(args, targets))
 
@@ -65,7 +70,13 @@ def cmd_up(args: argparse.Namespace, targets: TargetsProvider) -> int:
     server = _server_dsn(args.server, targets) if args.server else None
     progress = _stderr_progress if sys.stderr.isatty() else None
     replica = provision(
-        args.dump, server_dsn=server, tables=args.tables, name=args.name, jobs=args.jobs, progress=progress
+        args.dump,
+        server_dsn=server,
+        tables=args.tables,
+        name=args.name,
+        jobs=args.jobs,
+        progress=progress,
+        backup_time=args.backup_time,
     )
     shown = ReplicaOutput.of(replica)
     if args.json:
@@ -73,6 +84,16 @@ def cmd_up(args: argparse.Namespace, targets: TargetsProvider) -> int:
     else:
         print(_describe(shown))
     return 0
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time; try 2026-01-22T04:00:12+00:00") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no zone; add one, e.g. {text}+00:00")
+    return value
 
 
 def _server_dsn(name_or_dsn: str, targets: TargetsProvider) -> str:

@@ -218,12 +218,23 @@ def test_cli_up_json_ls_query_down_masks_the_password(pg: PgServer, dumps: dict[
     params = psycopg.conninfo.conninfo_to_dict(pg.admin_dsn)
     params["password"] = "s3cret-pw"  # trust auth ignores it; it must never be printed
     server = psycopg.conninfo.make_conninfo(**params)
-    code, out = _cli("replica", "up", str(dumps["plain.gz"]), "--server", server, "--name", "cli", "--json")
+    code, out = _cli(
+        "replica",
+        "up",
+        str(dumps["custom"]),
+        "--server",
+        server,
+        "--name",
+        "cli",
+        "--json",
+        "--backup-time",
+        "2026-01-22T05:00:12+01:00",
+    )
     assert code == 0 and "s3cret" not in out
     shown = json.loads(out)
     assert set(shown) == {"name", "dsn", "backup_time", "tables", "seconds"}
     assert shown["name"] == "cli" and "***" in shown["dsn"]
-    assert datetime.fromisoformat(shown["backup_time"]).tzinfo is not None
+    assert datetime.fromisoformat(shown["backup_time"]) == datetime(2026, 1, 22, 4, 0, 12, tzinfo=UTC)
     try:
         code, listing = _cli("replica", "ls", "--json")
         assert [item["name"] for item in json.loads(listing)] == ["cli"] and "s3cret" not in listing
