@@ -37,6 +37,8 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help="only these benches, e.g. diff.py")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.quick:
+        print("quick sizes: each bench must run end to end; its targets are defined at the full sizes (make bench)")
     crashed: list[str] = []
     for name, extra in plan.items():
         if args.names and name not in args.names:
