@@ -265,21 +265,3 @@ class SocketModeDriver:
         message: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         return self.send("interactive", block_actions(action_id, value, user, channel, message))
-
-
-__all__ = [
-    "Response",
-    "SlackDriver",
-    "SocketModeDriver",
-    "app_mention",
-    "block_actions",
-    "event_callback",
-    "form_payload",
-    "message_changed",
-    "message_event",
-    "message_shortcut",
-    "reaction_added",
-    "reaction_removed",
-    "sign",
-    "slash_command",
-]
