@@ -147,6 +147,9 @@ def test_approval_sequences_never_break_invariants_1_and_2(two_instances: tuple[
             max_examples=25,
             stateful_step_count=15,
             deadline=None,
+            # A fixed seed: the same 25 sequences every run, so the closing check (some sequences do execute)
+            # can't flake on an unlucky draw; new sequences come when the test changes, not between CI runs.
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
