@@ -10,14 +10,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from bot.approvals import Policy, ProposalService, Verdict
 from bot.incidents import IncidentService
 from bot.store import Store, upgrade
 from tests.pg import PgServer
-from tests.test_approvals import BOB, CAROL, CHANNEL, FIX, PROPOSER, SETUP, fetch, runs, targets_for, url_with_password
+from tests.test_approvals import (  # noqa: F401 - target_db is a fixture
+    BOB,
+    CAROL,
+    CHANNEL,
+    FIX,
+    PROPOSER,
+    fetch,
+    runs,
+    target_db,
+    targets_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
@@ -58,18 +67,6 @@ def pg_store(pg: PgServer) -> Iterator[Store]:
         pg.drop_database(name)
 
 
-@pytest.fixture
-def target_dsn(pg: PgServer) -> Iterator[str]:
-    name = pg.create_database("prod")
-    dsn = url_with_password(pg, name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(SETUP)
-    try:
-        yield dsn
-    finally:
-        pg.drop_database(name)
-
-
 def approved(store: Store, service: ProposalService) -> int:
     IncidentService(store).declare(title="crash", user_id=PROPOSER, channel_id=CHANNEL, channel_name="inc-crash")
     proposal = service.propose(CHANNEL, "prod", FIX, PROPOSER).proposal
@@ -106,7 +103,12 @@ def reconcile_until_resolved(service: ProposalService) -> list:
 
 
 @pytest.mark.parametrize("window", ["before commit", "after commit"])
-def test_a_killed_execution_is_reconciled_from_the_target(pg_store: Store, target_dsn: str, window: str) -> None:
+def test_a_killed_execution_is_reconciled_from_the_target(
+    pg_store: Store,
+    target_db: str,  # noqa: F811 - the fixture imported from test_approvals
+    window: str,
+) -> None:
+    target_dsn = target_db
     service = ProposalService(pg_store, lambda: targets_for(target_dsn), Policy())
     proposal_id = approved(pg_store, service)
     kill_in_window(pg_store, target_dsn, proposal_id, window)
