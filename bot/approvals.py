@@ -40,7 +40,7 @@ from bot.store.models import (
 from bot.store.session import Store
 from bot.store.types import utcnow
 from bot.timeline import DuplicateEvent, claim_event
-from restore import runner
+from restore import apply
 from restore.errors import RewindError, TargetError
 from restore.targets import Target, TargetRole, mask_dsn
 
@@ -287,7 +287,7 @@ class ProposalService:
             "lock_timeout_s": self.policy.lock_timeout_s,
         }
         try:
-            result = runner.dry_run(target, sql_text, **timeouts)
+            result = apply.dry_run(target, sql_text, **timeouts)
         except RewindError as exc:
             return {"ok": False, "error": mask_dsn(str(exc)), **timeouts}
         return {
@@ -468,7 +468,7 @@ class ProposalService:
         started = self.clock()
         try:
             target = self.target(target_name)
-            result = runner.execute(
+            result = apply.execute(
                 target,
                 sql_text,
                 expected_counts=expected,
@@ -583,7 +583,7 @@ class ProposalService:
                 resolved.append(self._finish(proposal_id, ok=False, started=started, error="interrupted", how=how))
                 continue
             try:
-                status = runner.check_xact(self.target(target_name), xid)
+                status = apply.check_xact(self.target(target_name), xid)
             except RewindError as exc:
                 log.warning("proposal %s: cannot check xid %s yet: %s", proposal_id, xid, mask_dsn(str(exc)))
                 continue

@@ -204,9 +204,9 @@ def test_reconcile_resolves_from_the_target_and_never_reruns(
     service.approve(committed.id, BOB)
     service.approve(committed.id, CAROL)
     # The process ran the SQL and committed, then died before recording the outcome: simulate with the runner.
-    from restore import runner
+    from restore import apply
 
-    runner.execute(service.target("prod"), FIX, on_xid=lambda xid: service._record_xid(committed.id, xid))
+    apply.execute(service.target("prod"), FIX, on_xid=lambda xid: service._record_xid(committed.id, xid))
     assert runs(target_db) == 1
 
     lost = service.propose(CHANNEL, "prod", "UPDATE runs SET n = n + 100", PROPOSER).proposal

@@ -277,8 +277,8 @@ def _register_apply(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", 
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def run(args: argparse.Namespace) -> int:
+        from restore.apply import dry_run, execute
         from restore.errors import RewindError
-        from restore.runner import dry_run, execute
         from restore.targets import TargetRole, require_role, resolve_target
 
         target = require_role(resolve_target(args.target, targets(), TargetRole.PRODUCTION), TargetRole.PRODUCTION)

@@ -9,10 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from restore.apply import ApplyError, check_xact, dry_run, execute, split_script
 from restore.cli.data import register
 from restore.diff import diff_table
 from restore.plan import make_plan
-from restore.runner import ApplyError, check_xact, dry_run, execute, split_script
 from tests.pg import PgServer
 from tests.restore.test_graph import SHOP, SHOP_DAMAGE, SHOP_DATA, PairFactory, db_pairs
 from tests.restore.test_plan import SHOP_TABLES, snapshot

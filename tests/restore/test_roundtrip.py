@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from restore.apply import dry_run, execute
 from restore.cluster import find_pg_bindir
 from restore.keys import deleted_keys
 from restore.literals import ident, settings_sql
 from restore.plan import make_plan
 from restore.replica import destroy, provision
-from restore.runner import dry_run, execute
 from tests.pg import PgServer
 
 TABLE_NAMES = ("accounts", "Orders", "line items", "notes")
