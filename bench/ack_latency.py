@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # so `tests.slack_driver` imports when run as a script
 
-from bot.localslack import BOT_USER_ID, LocalSlack  # noqa: E402
-from bot.server import serve_http  # noqa: E402
+from bot.localslack.standin import BOT_USER_ID, LocalSlack  # noqa: E402
+from bot.runtime.http import serve_http  # noqa: E402
 from tests.slack_driver import (  # noqa: E402
     JSON,
     SlackDriver,
@@ -86,7 +86,7 @@ def build_noop_app(api_url: str) -> Any:
 def build_rewind_app(api_url: str, database_url: str) -> Any:
     from bot.app import build_app
     from bot.config import Settings
-    from bot.runner import prepare
+    from bot.runtime.start import prepare
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -101,7 +101,7 @@ def build_rewind_app(api_url: str, database_url: str) -> Any:
 def rewind_available() -> bool:
     try:
         from bot.app import build_app  # noqa: F401
-        from bot.runner import prepare  # noqa: F401
+        from bot.runtime.start import prepare  # noqa: F401
     except ImportError:
         return False
     return True

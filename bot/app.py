@@ -7,7 +7,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.directory import UserDirectory, name_from_profile
+from bot.scribe.names import UserDirectory, name_from_profile
 from bot.services import Services
 from handlers import approvals, commands, messages, postmortem, reactions, shortcuts
 

@@ -3,14 +3,14 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.approvals import Policy, ProposalService
+from bot.approvals.service import Policy, ProposalService
 from bot.config import Settings
-from bot.directory import UserDirectory
-from bot.incidents import IncidentService
-from bot.restore_jobs import RestoreJobs
-from bot.runofshow import RunOfShowService
+from bot.restore_work.jobs import RestoreJobs
+from bot.scribe.incidents import IncidentService
+from bot.scribe.names import UserDirectory
+from bot.scribe.runofshow import RunOfShowService
+from bot.scribe.timeline import TimelineService
 from bot.store.session import Store
-from bot.timeline import TimelineService
 
 
 @dataclass

@@ -12,7 +12,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals import Decision, ProposalView, Verdict
+from bot.approvals.service import Decision, ProposalView, Verdict
 from bot.services import Services
 from handlers.blocks import Block, context, header, section
 from handlers.slackio import fetch_message
@@ -116,7 +116,7 @@ def _after(services: Services, client: WebClient, channel: str, user: str, decis
 
 
 class SlackNotifier:
-    """`bot.restore_jobs.Notifier` over the Web API."""
+    """`bot.restore_work.jobs.Notifier` over the Web API."""
 
     def __init__(self, client: WebClient) -> None:
         self.client = client

@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.commands import HELP
 from bot.errors import UsageError
-from bot.incidents import Summary
-from bot.runofshow import mention
+from bot.grammar.commands import HELP
+from bot.grammar.times import format_time
+from bot.scribe.incidents import Summary
+from bot.scribe.runofshow import mention
 from bot.store.models import Entry, EntryKind, Flag, FlagStatus, Incident, Step, Task, TaskKind
-from bot.timeparse import format_time
 
 Block = dict[str, Any]
 MAX_SECTION = 2900  # Slack caps a section's text at 3,000 characters

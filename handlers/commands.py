@@ -14,9 +14,9 @@ from slack_bolt import Ack, App, Say
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import commands as grammar
 from bot.errors import RewindError, UsageError
-from bot.incidents import channel_name_for, is_incident_channel_name
+from bot.grammar import commands as grammar
+from bot.scribe.incidents import channel_name_for, is_incident_channel_name
 from bot.services import Services
 from bot.store.models import EntryKind, IncidentStatus, TaskKind
 from bot.store.types import utcnow

@@ -13,9 +13,9 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.commands import ImportHistory
 from bot.errors import RewindError
-from bot.importer import ChannelInfo, HistoryImporter, SlackMessage
+from bot.grammar.commands import ImportHistory
+from bot.importing.importer import ChannelInfo, HistoryImporter, SlackMessage
 from bot.services import Services
 from handlers.blocks import Reply
 

@@ -4,8 +4,8 @@ from typing import Any
 
 from slack_bolt import App, Say
 
+from bot.grammar.times import slack_ts_to_datetime, split_leading_time
 from bot.services import Services
-from bot.timeparse import slack_ts_to_datetime, split_leading_time
 
 
 def register(app: App, services: Services) -> None:

@@ -9,11 +9,11 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import commands as grammar
-from bot.directory import UserDirectory
 from bot.errors import RewindError, UsageError
-from bot.picture import render_png, render_svg
-from bot.postmortem import PostMortem, build_postmortem, format_duration, render_markdown
+from bot.grammar import commands as grammar
+from bot.postmortem.build import PostMortem, build_postmortem, format_duration, render_markdown
+from bot.postmortem.picture import render_png, render_svg
+from bot.scribe.names import UserDirectory
 from bot.services import Services
 from handlers.blocks import Reply, button, section
 

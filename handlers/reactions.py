@@ -9,10 +9,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import RewindError
+from bot.grammar.times import slack_ts_to_datetime, split_leading_time
+from bot.scribe.timeline import DuplicateEvent, MessageRef
 from bot.services import Services
 from bot.store.models import EntryKind, EntrySource
-from bot.timeline import DuplicateEvent, MessageRef
-from bot.timeparse import slack_ts_to_datetime, split_leading_time
 from handlers.slackio import confirm_recorded, fetch_message, permalink
 
 log = logging.getLogger("rewind.reactions")

@@ -10,9 +10,9 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot import restore_grammar as grammar
 from bot.errors import UsageError
-from bot.incidents import require_incident
+from bot.grammar import restore as grammar
+from bot.scribe.incidents import require_incident
 from bot.services import Services
 from handlers.blocks import Reply
 from restore.guard import require_read_only

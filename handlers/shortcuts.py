@@ -5,8 +5,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.localslack.wire import ADD_TO_TIMELINE
 from bot.services import Services
-from bot.slackwire import ADD_TO_TIMELINE
 from bot.store.models import EntryKind, EntrySource
 from handlers.reactions import message_ref
 from handlers.slackio import confirm_recorded

@@ -6,9 +6,9 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.scribe.timeline import MessageRef, Recorded
 from bot.services import Services
 from bot.store.models import EntryKind
-from bot.timeline import MessageRef, Recorded
 
 log = logging.getLogger("rewind.slack")
 

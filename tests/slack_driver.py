@@ -16,8 +16,8 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
-from bot.localslack import LocalSlack
-from bot.slackwire import (
+from bot.localslack.standin import LocalSlack
+from bot.localslack.wire import (
     DEFAULT_CHANNEL,
     DEFAULT_CHANNEL_NAME,
     DEFAULT_USER,

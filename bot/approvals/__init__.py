@@ -1,0 +1,1 @@
+"""Proposals: policy, propose and dry run, decisions, exactly-once execution, reconcile, sweeps."""

@@ -1,0 +1,3 @@
+from bot.cli.entry import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The `/inc` language, Slack-free: scribe commands, restore commands, typed times."""

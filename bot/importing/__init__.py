@@ -1,0 +1,1 @@
+"""Rebuilding a timeline from a Slack export or a channel's history."""

@@ -1,0 +1,1 @@
+"""Run modes: Socket Mode, the HTTP server and shell mode (the terminal channel)."""

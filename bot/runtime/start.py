@@ -1,0 +1,102 @@
+"""`rewind run`: migrate the store, then serve Slack over Socket Mode or HTTP, or open the terminal channel."""
+
+import logging
+import signal
+import sys
+import threading
+from typing import TextIO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.app import build_app, build_client
+from bot.config import RunMode, Settings
+from bot.logging import configure_logging
+from bot.scribe.reminders import ReminderService, add_proposal_job, start_scheduler
+from bot.services import Services
+from bot.store import Store, upgrade
+
+log = logging.getLogger("rewind")
+REMINDER_INTERVAL_S = 60
+
+
+def prepare(settings: Settings) -> Services:
+    store = Store(settings.database_url)
+    upgrade(store)
+    return Services.create(settings, store)
+
+
+def run(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    configure_logging(quiet=settings.mode == RunMode.SHELL)
+    services = prepare(settings)
+    if settings.mode == RunMode.SHELL:
+        return run_shell(services, stdin or sys.stdin, stdout or sys.stdout)
+    app = build_app(services)
+    services.jobs.reconcile()  # executions a dead process left `executing`: settled from pg_xact_status, reported
+    scheduler = start_reminders(services, app.client)
+    add_proposal_job(scheduler, services.jobs.run_due, REMINDER_INTERVAL_S)
+    try:
+        return _serve(settings, services, app)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def start_reminders(services: Services, client: WebClient) -> BackgroundScheduler:
+    """Nudges and action-item reminders; each due one is claimed in the store, so one process posts it."""
+    settings = services.settings
+    reminders = ReminderService(
+        services.store,
+        post=lambda channel, text: client.chat_postMessage(channel=channel, text=text),
+        nudge_after_minutes=settings.nudge_after_minutes,
+        slash_command=settings.slash_command,
+    )
+    return start_scheduler(reminders, REMINDER_INTERVAL_S)
+
+
+def _serve(settings: Settings, services: Services, app: App) -> int:
+    if settings.mode == RunMode.SOCKET:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.info("Rewind connecting over Socket Mode")
+        # Its own client opens the connection with the app token; it too must honour REWIND_SLACK_API_URL.
+        SocketModeHandler(app, settings.slack_app_token, web_client=build_client(services)).start()
+        return 0
+    from bot.runtime.http import serve_http
+
+    server = serve_http(app, settings.http_port, health_check=lambda: _store_ok(services))
+    log.info("Rewind listening on :%s (POST /slack/events, GET /healthz)", server.port)
+    _wait_for_signal()
+    server.stop()
+    return 0
+
+
+def run_shell(services: Services, stdin: TextIO, stdout: TextIO) -> int:
+    """The terminal channel: the local Slack stand-in plays Slack, the real app answers."""
+    from bot.localslack.standin import LocalSlack
+    from bot.runtime.shell import Shell
+
+    with LocalSlack() as slack:
+        services.settings = services.settings.model_copy(update={"slack_api_url": slack.url})
+        app = build_app(services, client=build_client(services), process_before_response=True)
+        scheduler = start_reminders(services, app.client)
+        try:
+            Shell(services, slack, app, stdout).run(stdin)
+        finally:
+            scheduler.shutdown(wait=False)
+    return 0
+
+
+def _store_ok(services: Services) -> bool:
+    from sqlalchemy import text
+
+    with services.store.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return True
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()

@@ -1,0 +1,119 @@
+"""The run of show (ordered steps with owners) and who does what (assignments, action items)."""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+
+from bot.errors import NotFoundError, UsageError
+from bot.scribe.incidents import command_entry, require_incident
+from bot.store.models import EntryKind, Step, StepStatus, Task, TaskKind
+from bot.store.session import Store
+from bot.store.types import utcnow
+
+Clock = Callable[[], datetime]
+
+
+def mention(user: str | None) -> str:
+    """Slack renders `<@U123>` as a name; a name typed in the shell (`@alice`) stays as it is."""
+    if not user:
+        return "nobody"
+    return user if user.startswith("@") else f"<@{user}>"
+
+
+class RunOfShowService:
+    def __init__(self, store: Store, clock: Clock = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    def set_plan(self, channel_id: str, titles: list[str], user_id: str, author_name: str | None = None) -> list[Step]:
+        """Replace the run of show. The old plan stays on the timeline as the entry that set it."""
+        now = self.clock()
+        with self.store.transaction() as session:
+            incident = require_incident(session, channel_id, lock=True)
+            session.execute(delete(Step).where(Step.incident_id == incident.id))
+            steps = [Step(incident_id=incident.id, position=i, title=t) for i, t in enumerate(titles, start=1)]
+            session.add_all(steps)
+            listing = "; ".join(f"{s.position}. {s.title}" for s in steps)
+            session.add(command_entry(incident, EntryKind.STEP, f"Run of show: {listing}", user_id, now, author_name))
+            session.flush()
+            return steps
+
+    def steps(self, channel_id: str) -> list[Step]:
+        with self.store.transaction() as session:
+            incident = require_incident(session, channel_id)
+            return list(session.scalars(select(Step).where(Step.incident_id == incident.id).order_by(Step.position)))
+
+    def update_step(
+        self,
+        channel_id: str,
+        number: int,
+        action: str,
+        user_id: str,
+        *,
+        owner: str | None = None,
+        author_name: str | None = None,
+    ) -> Step:
+        now = self.clock()
+        with self.store.transaction() as session:
+            incident = require_incident(session, channel_id)
+            step = session.scalars(
+                select(Step).where(Step.incident_id == incident.id, Step.position == number).with_for_update()
+            ).one_or_none()
+            if step is None:
+                count = session.scalar(select(func.count()).where(Step.incident_id == incident.id))
+                hint = f"the run of show has {count} steps" if count else "there is no run of show yet"
+                raise NotFoundError(f"There is no step {number}: {hint}. Set one with `/inc plan <step>; <step>`.")
+            text = _apply_step_action(step, action, owner, now)
+            data = {"step": step.position, "status": step.status, "owner": step.owner_id}
+            session.add(command_entry(incident, EntryKind.STEP, text, user_id, now, author_name, data))
+            return step
+
+    def create_task(
+        self, channel_id: str, kind: TaskKind, owner: str, text: str, user_id: str, author_name: str | None = None
+    ) -> Task:
+        now = self.clock()
+        with self.store.transaction() as session:
+            incident = require_incident(session, channel_id, lock=True)
+            number = session.scalar(
+                select(func.max(Task.number)).where(Task.incident_id == incident.id, Task.kind == kind)
+            )
+            task = Task(
+                incident_id=incident.id,
+                kind=kind,
+                number=(number or 0) + 1,
+                owner_id=owner,
+                text=text,
+                created_by=user_id,
+                created_at=now,
+            )
+            session.add(task)
+            label = "Assigned" if kind == TaskKind.ASSIGNMENT else "Action item"
+            entry_kind = EntryKind.ASSIGNMENT if kind == TaskKind.ASSIGNMENT else EntryKind.ACTION
+            session.add(
+                command_entry(incident, entry_kind, f"{label} to {mention(owner)}: {text}", user_id, now, author_name)
+            )
+            session.flush()
+            return task
+
+    def tasks(self, channel_id: str) -> list[Task]:
+        with self.store.transaction() as session:
+            incident = require_incident(session, channel_id)
+            query = select(Task).where(Task.incident_id == incident.id).order_by(Task.kind, Task.number)
+            return list(session.scalars(query))
+
+
+def _apply_step_action(step: Step, action: str, owner: str | None, now: datetime) -> str:
+    if action == "start":
+        if step.status != StepStatus.PENDING:
+            raise UsageError(f"Step {step.position} is already {step.status}.", f"/inc step {step.position} done")
+        step.status, step.started_at = StepStatus.IN_PROGRESS, now
+        return f"Step {step.position} started: {step.title}"
+    if action == "done":
+        if step.status == StepStatus.DONE:
+            raise UsageError(f"Step {step.position} is already done.", "/inc status")
+        step.status, step.done_at = StepStatus.DONE, now
+        step.started_at = step.started_at or now
+        return f"Step {step.position} done: {step.title}"
+    step.owner_id = owner
+    return f"Step {step.position} owner: {mention(owner)} ({step.title})"
