@@ -26,8 +26,9 @@ if str(REPO) not in sys.path:
 
 from sqlalchemy import insert, select  # noqa: E402
 
-from bot.postmortem.build import build_postmortem, render_json, render_markdown  # noqa: E402
+from bot.postmortem.build import build_postmortem  # noqa: E402
 from bot.postmortem.picture import render_png, render_svg  # noqa: E402
+from bot.postmortem.render import render_json, render_markdown  # noqa: E402
 from bot.store import Store, upgrade  # noqa: E402
 from bot.store.models import Entry, EntryReactor, Flag, Incident, Step, Task  # noqa: E402
 

@@ -11,8 +11,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import RewindError, UsageError
 from bot.grammar import commands as grammar
-from bot.postmortem.build import PostMortem, build_postmortem, format_duration, render_markdown
+from bot.postmortem.build import build_postmortem
+from bot.postmortem.model import PostMortem
 from bot.postmortem.picture import render_png, render_svg
+from bot.postmortem.render import format_duration, render_markdown
 from bot.scribe.names import UserDirectory
 from bot.services import Services
 from handlers.blocks import Reply, button, section

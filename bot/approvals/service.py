@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import NotFoundError, UsageError
-from bot.postmortem.build import ProposalSummary
+from bot.postmortem.model import ProposalSummary
 from bot.scribe.incidents import command_entry, require_incident
 from bot.scribe.timeline import DuplicateEvent, claim_event
 from bot.store.models import (

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.errors import UsageError
-from bot.postmortem.build import RENDERERS, PostMortem, build_postmortem, find_incident_id
+from bot.postmortem.build import build_postmortem, find_incident_id
+from bot.postmortem.model import PostMortem
 from bot.postmortem.picture import render_png, render_svg
+from bot.postmortem.render import RENDERERS
 from bot.store import Store
 
 SettingsLoader = Callable[[], Settings]

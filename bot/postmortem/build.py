@@ -12,20 +12,32 @@ Entry `data` keys this module understands (all optional):
   picture's shaded spans.
 """
 
-import html
-import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import NotFoundError
+from bot.postmortem.model import (
+    COUNTED_KINDS,
+    KIND_LABELS,
+    TIMELINE_ROWS,
+    ActionItem,
+    Header,
+    PostMortem,
+    ProposalSummary,
+    Question,
+    Resolve,
+    RestoreFigures,
+    Span,
+    Statement,
+    StepSummary,
+)
 from bot.store.models import (
     Entry,
     EntryKind,
@@ -41,122 +53,6 @@ from bot.store.models import (
     TaskStatus,
 )
 from bot.store.session import Store
-
-# User-typed text gets a label so a row reads on its own; system-made entries ("Assigned to …", "Step 2 done: …",
-# "Incident resolved") already do. Plain-str keys: these lookups run once per entry.
-KIND_LABELS = {
-    EntryKind.IMPACT.value: "Impact",
-    EntryKind.CAUSE.value: "Root cause",
-    EntryKind.QUESTION.value: "Question",
-}
-COUNTED_KINDS = frozenset({EntryKind.PROPOSAL.value, EntryKind.EXECUTION.value})
-NO_RESTORE_OPERATIONS = "No restore operations were run through Rewind."
-
-Resolve = Callable[[str], str]
-
-
-class TimelineRow(BaseModel):
-    """One timeline entry. `text` is the event without attribution; renderers add "— author"."""
-
-    time: datetime
-    approximate: bool
-    author: str
-    kind: str
-    text: str
-
-
-class Header(BaseModel):
-    title: str
-    channel_id: str
-    channel_name: str
-    status: str
-    declared_at: datetime
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    duration_s: int | None
-    participants: list[str]
-    zone: str
-
-
-class Statement(BaseModel):
-    """An impact or root-cause statement."""
-
-    time: datetime
-    author: str
-    text: str
-
-
-class RestoreFigures(BaseModel):
-    """What one restore operation recorded (replica provisioned, diff run, plan generated...)."""
-
-    time: datetime
-    text: str
-    figures: dict[str, Any]
-
-
-class Question(BaseModel):
-    source: str
-    author: str
-    text: str
-
-
-class ActionItem(BaseModel):
-    item: str
-    owner: str
-    status: str
-    due_at: datetime | None = None
-
-
-class StepSummary(BaseModel):
-    position: int
-    title: str
-    owner: str | None
-    status: str
-    started_at: datetime | None
-    done_at: datetime | None
-
-
-class Span(BaseModel):
-    """A shaded stretch of time on the picture: `kind` is "gap" (after the backup) or "damage"."""
-
-    kind: str
-    label: str
-    start: datetime
-    end: datetime
-
-
-class ProposalSummary(BaseModel):
-    """One restore operation for the post-mortem; filled in by the approval flow."""
-
-    number: int
-    target: str
-    summary: str
-    status: str
-    proposer: str
-    approvers: list[str] = []
-    sql_sha256: str | None = None
-    rows_affected: int | None = None
-    duration_s: float | None = None
-    executed_at: datetime | None = None
-
-
-_TIMELINE = TypeAdapter(list[TimelineRow])
-
-
-class PostMortem(BaseModel):
-    header: Header
-    timeline: list[TimelineRow]
-    impact: list[Statement]
-    root_cause: list[Statement]
-    restore_figures: list[RestoreFigures]
-    open_questions: list[Question]
-    action_items: list[ActionItem]
-    steps: list[StepSummary]
-    spans: list[Span]
-    restore_operations: list[ProposalSummary]
-
-
-# --- building -----------------------------------------------------------------------------------------------------
 
 
 def build_postmortem(
@@ -191,7 +87,7 @@ def build_postmortem(
         by_kind[e.kind].append(e)
     return PostMortem(
         header=_header(incident, live, reactors, resolve, _zone_name(zone)),
-        timeline=_TIMELINE.validate_python([_row(e, resolve) for e in live]),
+        timeline=TIMELINE_ROWS.validate_python([_row(e, resolve) for e in live]),
         impact=[_statement(e, resolve) for e in by_kind[EntryKind.IMPACT]],
         root_cause=[_statement(e, resolve) for e in by_kind[EntryKind.CAUSE]],
         restore_figures=[
@@ -333,7 +229,7 @@ def _header(incident: Incident, live: list[Any], reactors: list[str], resolve: R
 
 
 def _row(entry: Any, resolve: Resolve) -> dict[str, Any]:
-    # Dicts validated as one list (_TIMELINE) cost a third of building 10,000 models one by one.
+    # Dicts validated as one list (TIMELINE_ROWS) cost a third of building 10,000 models one by one.
     return {
         "time": entry.occurred_at,
         "approximate": entry.approximate,
@@ -448,244 +344,3 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-# --- formatting helpers -------------------------------------------------------------------------------------------
-
-
-def format_duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "ongoing"
-    minutes = seconds // 60
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    parts = [f"{days} d"] if days else []
-    if hours:
-        parts.append(f"{hours} h")
-    if minutes or not parts:
-        parts.append(f"{minutes} min")
-    return " ".join(parts)
-
-
-def _stamp(moment: datetime | None, zone: tzinfo = UTC) -> str:
-    if moment is None:
-        return "—"
-    local = moment.astimezone(zone)
-    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
-
-
-def _needs_date(times: Iterable[datetime], zone: tzinfo) -> bool:
-    """Whether the clock needs the date: only when the times span more than one day in `zone`."""
-    return len({t.astimezone(zone).date() for t in times}) > 1
-
-
-def _clock(row: TimelineRow, zone: tzinfo, with_date: bool) -> str:
-    t = row.time.astimezone(zone)
-    day = f"{t.year:04d}-{t.month:02d}-{t.day:02d} " if with_date else ""
-    return f"{'~' if row.approximate else ''}{day}{t.hour:02d}:{t.minute:02d}"
-
-
-def attributed(row: TimelineRow) -> str:
-    """The event as the post-mortem reads it: "Yellow flag (Alice): …" or "Noticed prices missing — Alice"."""
-    if row.kind == EntryKind.FLAG:
-        return f"Yellow flag ({row.author}): {row.text}"
-    return f"{row.text} — {row.author}"
-
-
-def _figures(figures: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}: {_figure(value)}" for key, value in figures.items())
-
-
-def _figure(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return f"{value:,}"
-
-
-def _due(item: ActionItem) -> str:
-    return f" (due {item.due_at.strftime('%Y-%m-%d')})" if item.due_at else ""
-
-
-def _time_columns(pm: PostMortem) -> tuple[list[str], list[tuple[tzinfo, bool]]]:
-    """Column titles and (zone, with date) pairs: UTC always, the display zone when it differs."""
-    times = [r.time for r in pm.timeline]
-    columns = [(UTC, _needs_date(times, UTC))]
-    titles = ["Time (UTC)"]
-    zone = ZoneInfo(pm.header.zone)
-    if pm.header.zone not in ("UTC", "Etc/UTC"):
-        columns.append((zone, _needs_date(times, zone)))
-        titles.append(f"Time ({pm.header.zone})")
-    return titles, columns
-
-
-# --- Markdown -----------------------------------------------------------------------------------------------------
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
-
-
-def _md_table(titles: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" for _ in titles) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def render_markdown(pm: PostMortem) -> str:
-    h = pm.header
-    zone = ZoneInfo(h.zone)
-    lines = [f"# Post-mortem: {h.title}", ""]
-    lines += [
-        f"- **Channel:** #{h.channel_name} ({h.channel_id})",
-        f"- **Status:** {h.status}",
-        f"- **Declared:** {_stamp(h.declared_at)}",
-        f"- **Resolved:** {_stamp(h.resolved_at)}",
-        f"- **Closed:** {_stamp(h.closed_at)}",
-        f"- **Duration:** {format_duration(h.duration_s)}",
-        f"- **Participants:** {', '.join(h.participants) or '—'}",
-    ]
-    if h.zone not in ("UTC", "Etc/UTC"):
-        lines.append(f"- **Display time zone:** {h.zone} (declared {_stamp(h.declared_at, zone)})")
-
-    lines += ["", "## Timeline", ""]
-    titles, columns = _time_columns(pm)
-    lines += _md_table(
-        [*titles, "Event"], ([_clock(r, z, f) for z, f in columns] + [attributed(r)] for r in pm.timeline)
-    )
-
-    lines += ["", "## Impact", ""]
-    lines += _md_statements(pm.impact, "No impact statement recorded (`/inc impact <text>`).")
-    if pm.restore_figures:
-        lines += ["", "Figures recorded by restore operations:", ""]
-        lines += [f"- {_md_cell(f.text)} ({_figures(f.figures)})" for f in pm.restore_figures]
-
-    lines += ["", "## Root cause", ""]
-    lines += _md_statements(pm.root_cause, "No root cause recorded (`/inc cause <text>`).")
-
-    lines += ["", "## Open questions", ""]
-    lines += [f"- {q.source} ({q.author}): {_md_cell(q.text)}" for q in pm.open_questions] or ["None."]
-
-    lines += ["", "## Action items", ""]
-    if pm.action_items:
-        lines += _md_table(
-            ["Item", "Owner", "Status"], ([a.item + _due(a), a.owner, a.status] for a in pm.action_items)
-        )
-    else:
-        lines.append("None recorded (`/inc action <text>`).")
-
-    lines += ["", "## Restore operations", ""]
-    if pm.restore_operations:
-        lines += _md_table(
-            ["#", "Target", "Operation", "Status", "Proposed by", "Approved by", "Rows"],
-            (_operation_cells(op) for op in pm.restore_operations),
-        )
-    else:
-        lines.append(NO_RESTORE_OPERATIONS)
-    return "\n".join(lines) + "\n"
-
-
-def _md_statements(statements: Sequence[Statement], empty: str) -> list[str]:
-    return [f"- {_md_cell(s.text)} — {s.author}" for s in statements] or [empty]
-
-
-def _operation_cells(op: ProposalSummary) -> list[str]:
-    rows = f"{op.rows_affected:,}" if op.rows_affected is not None else "—"
-    return [str(op.number), op.target, op.summary, op.status, op.proposer, ", ".join(op.approvers) or "—", rows]
-
-
-# --- JSON ---------------------------------------------------------------------------------------------------------
-
-
-def render_json(pm: PostMortem) -> str:
-    """Every timeline row as {"time","approximate","author","kind","text"}; times are ISO 8601 UTC."""
-    return pm.model_dump_json(indent=2)
-
-
-# --- HTML ---------------------------------------------------------------------------------------------------------
-
-
-def _html_table(titles: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-
-
-def _html_list(items: Sequence[str], empty: str) -> str:
-    if not items:
-        return f"<p>{html.escape(empty)}</p>"
-    return "<ul>\n" + "\n".join(f"<li>{html.escape(i)}</li>" for i in items) + "\n</ul>"
-
-
-def render_html(pm: PostMortem) -> str:
-    h = pm.header
-    titles, columns = _time_columns(pm)
-    header_rows = [
-        ("Channel", f"#{h.channel_name} ({h.channel_id})"),
-        ("Status", h.status),
-        ("Declared", _stamp(h.declared_at)),
-        ("Resolved", _stamp(h.resolved_at)),
-        ("Closed", _stamp(h.closed_at)),
-        ("Duration", format_duration(h.duration_s)),
-        ("Participants", ", ".join(h.participants) or "—"),
-    ]
-    figures = [f"{f.text} ({_figures(f.figures)})" for f in pm.restore_figures]
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>Post-mortem: {html.escape(h.title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}</style>",
-        "</head><body>",
-        f"<h1>Post-mortem: {html.escape(h.title)}</h1>",
-        "<dl>" + "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>" for k, v in header_rows) + "</dl>",
-        "<h2>Timeline</h2>",
-        _html_table([*titles, "Event"], ([_clock(r, z, f) for z, f in columns] + [attributed(r)] for r in pm.timeline)),
-        "<h2>Impact</h2>",
-        _html_list([f"{s.text} — {s.author}" for s in pm.impact], "No impact statement recorded."),
-    ]
-    if figures:
-        parts += ["<p>Figures recorded by restore operations:</p>", _html_list(figures, "")]
-    parts += [
-        "<h2>Root cause</h2>",
-        _html_list([f"{s.text} — {s.author}" for s in pm.root_cause], "No root cause recorded."),
-        "<h2>Open questions</h2>",
-        _html_list([f"{q.source} ({q.author}): {q.text}" for q in pm.open_questions], "None."),
-        "<h2>Action items</h2>",
-        _html_table(["Item", "Owner", "Status"], ([a.item + _due(a), a.owner, a.status] for a in pm.action_items))
-        if pm.action_items
-        else "<p>None recorded.</p>",
-        "<h2>Restore operations</h2>",
-        _html_table(
-            ["#", "Target", "Operation", "Status", "Proposed by", "Approved by", "Rows"],
-            (_operation_cells(op) for op in pm.restore_operations),
-        )
-        if pm.restore_operations
-        else f"<p>{html.escape(NO_RESTORE_OPERATIONS)}</p>",
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
-
-
-RENDERERS = {"md": render_markdown, "json": render_json, "html": render_html}
-
-__all__ = [
-    "RENDERERS",
-    "ActionItem",
-    "Header",
-    "PostMortem",
-    "ProposalSummary",
-    "Question",
-    "Span",
-    "Statement",
-    "StepSummary",
-    "TimelineRow",
-    "attributed",
-    "build_postmortem",
-    "find_incident_id",
-    "format_duration",
-    "plain_text",
-    "render_html",
-    "render_json",
-    "render_markdown",
-    "spans_from_entries",
-]

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from bot.postmortem.build import PostMortem, Span, StepSummary, TimelineRow, format_duration
+from bot.postmortem.model import PostMortem, Span, StepSummary, TimelineRow
+from bot.postmortem.render import format_duration
 
 WIDTH = 1200
 LABEL_WIDTH = 230

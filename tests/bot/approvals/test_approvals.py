@@ -237,7 +237,8 @@ def test_sha256_is_of_the_exact_text() -> None:
 
 
 def test_the_postmortem_lists_every_proposal(service: ProposalService, store: Store) -> None:
-    from bot.postmortem.build import build_postmortem, render_markdown
+    from bot.postmortem.build import build_postmortem
+    from bot.postmortem.render import render_markdown
 
     first = service.propose(CHANNEL, "prod", FIX, PROPOSER).proposal
     service.reject(first.id, BOB)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.postmortem.build import PostMortem, Span, build_postmortem
+from bot.postmortem.build import build_postmortem
+from bot.postmortem.model import PostMortem, Span
 from bot.postmortem.picture import TimeScale, render_png, render_svg
 from bot.store import Store, upgrade
 from tests.bot.postmortem.test_postmortem import NAMES, seed_incident

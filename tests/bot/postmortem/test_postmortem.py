@@ -17,16 +17,9 @@ from sqlalchemy import event
 from bot.cli.postmortem import register as register_postmortem
 from bot.config import Settings
 from bot.errors import NotFoundError
-from bot.postmortem.build import (
-    ProposalSummary,
-    build_postmortem,
-    find_incident_id,
-    format_duration,
-    plain_text,
-    render_html,
-    render_json,
-    render_markdown,
-)
+from bot.postmortem.build import build_postmortem, find_incident_id, plain_text
+from bot.postmortem.model import ProposalSummary
+from bot.postmortem.render import format_duration, render_html, render_json, render_markdown
 from bot.store import Store, upgrade
 from bot.store.models import Entry, EntryReactor, Flag, Incident, Step, Task
 from tests.pg import PgServer
