@@ -34,11 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from bot.store import Store, upgrade
+    from bot.store import open_store
 
-    settings = load_settings()
-    store = Store(settings.database_url)
-    upgrade(store)
+    store = open_store(load_settings().database_url)
     print(f"store at {mask_dsn(store.url)} is up to date")
     return 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.importing.importer import HistoryImporter, read_slack_export
-from bot.store import Store
+from bot.store import open_store
 
 SettingsLoader = Callable[[], Settings]
 
@@ -30,7 +30,7 @@ def register(
 
 def run_slack_export(args: argparse.Namespace, settings: Settings) -> int:
     history = read_slack_export(args.export, args.channel)
-    store = Store(settings.database_url)
+    store = open_store(settings.database_url)
     try:
         result = HistoryImporter(store, settings).import_history(history.channel, history.messages, history.name_of)
     finally:

@@ -15,7 +15,7 @@ from bot.postmortem.build import build_postmortem, find_incident_id
 from bot.postmortem.model import PostMortem
 from bot.postmortem.picture import render_png, render_svg
 from bot.postmortem.render import RENDERERS
-from bot.store import Store
+from bot.store import open_store
 
 SettingsLoader = Callable[[], Settings]
 
@@ -34,7 +34,7 @@ def register(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store(settings.database_url)
+    store = open_store(settings.database_url)
     try:
         incident_id = args.incident if args.incident is not None else find_incident_id(store, args.channel)
         pm = build_postmortem(store, incident_id, names={}, zone=settings.zone)

@@ -1,7 +1,7 @@
 """The post-mortem, written from the store alone: header, timeline, impact, root cause, questions, action items.
 
-`build_postmortem()` reads an incident with one query per table and returns a `PostMortem` of plain values; the
-renderers (`render_markdown`, `render_json`, `render_html`) and the picture (`bot.postmortem.picture`) read that model.
+`build_postmortem()` reads an incident with one query per table and returns a `PostMortem` (`model`) of plain
+values; the renderers (`render`) and the picture (`picture`) read that model alone.
 
 Entry text is Slack's: `<@U123>` mentions become "@Name", `<#C1|chan>` "#chan", `<url|label>` "label", and the
 &lt; &gt; &amp; escapes are undone, so every format reads like the channel did.

@@ -15,16 +15,14 @@ from bot.config import RunMode, Settings
 from bot.logging import configure_logging
 from bot.scribe.reminders import ReminderService, add_proposal_job, start_scheduler
 from bot.services import Services
-from bot.store import Store, upgrade
+from bot.store import open_store
 
 log = logging.getLogger("rewind")
 REMINDER_INTERVAL_S = 60
 
 
 def prepare(settings: Settings) -> Services:
-    store = Store(settings.database_url)
-    upgrade(store)
-    return Services.create(settings, store)
+    return Services.create(settings, open_store(settings.database_url))
 
 
 def run(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
