@@ -52,13 +52,15 @@ class Settings(BaseSettings):
     targets: Annotated[dict[str, Target], NoDecode] = Field(default_factory=dict)
     targets_file: Path | None = None
 
-    # Restore work from Slack (issue 5): dumps by name, where replicas are provisioned, which targets are compared.
+    # Restore work from Slack: dumps by name, where replicas are provisioned, which targets are compared.
     backups: Annotated[dict[str, Path], NoDecode] = Field(default_factory=dict)  # name -> dump file or directory
     replica_server_dsn: str | None = None  # scratch databases for `/inc replica up`; unset: a private cluster
     live_target: str | None = None  # the production target; unset: the only production target configured
     backup_target: str | None = None  # compared against when no replica was provisioned in the incident
     live_replica_target: str | None = None  # a replica of production: diffs with a `where` read live there
     query_max_rows: int = Field(20, ge=1, le=100)  # rows shown inline by `/inc query`; more go to a CSV file
+
+    shell_files_dir: Path = Path("rewind-files")  # shell mode saves what the bot uploads (post-mortems, CSVs) here
 
     @field_validator("slash_command")
     @classmethod

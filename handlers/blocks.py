@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot.errors import UsageError
 from bot.grammar.commands import HELP
+from bot.grammar.slacktext import escape
 from bot.grammar.times import format_time
 from bot.scribe.incidents import Summary
 from bot.scribe.runofshow import mention
@@ -74,11 +75,13 @@ def help_text(slash: str) -> Reply:
 
 def declared(incident: Incident, zone: ZoneInfo) -> Reply:
     text = (
-        f":rotating_light: *{incident.title}*\nDeclared by {mention(incident.declared_by)} at "
+        f":rotating_light: *{escape(incident.title)}*\nDeclared by {mention(incident.declared_by)} at "
         f"{format_time(incident.declared_at, zone)}. React with :pushpin: to add a message to the timeline, "
         ":large_yellow_circle: to raise a yellow flag. `/inc help` lists the commands."
     )
-    return Reply(f"Incident declared: {incident.title}", [header(f"Incident: {incident.title}"), section(text)], True)
+    return Reply(
+        f"Incident declared: {escape(incident.title)}", [header(f"Incident: {incident.title}"), section(text)], True
+    )
 
 
 def entry_line(entry: Entry, zone: ZoneInfo) -> str:
@@ -154,7 +157,7 @@ def timeline(entries: list[Entry], zone: ZoneInfo) -> Reply:
 def status(summary: Summary, zone: ZoneInfo) -> Reply:
     incident = summary.incident
     parts = [
-        f"*{incident.title}* — {incident.status}, declared {format_time(incident.declared_at, zone)}",
+        f"*{escape(incident.title)}* — {incident.status}, declared {format_time(incident.declared_at, zone)}",
         "*Open yellow flags*\n"
         + ("\n".join(_flag_line(f, e) for f, e in summary.open_flags) if summary.open_flags else "none"),
         "*Run of show*\n" + (steps_lines(summary.steps) or "not set (`/inc plan <step>; <step>`)"),
@@ -166,7 +169,7 @@ def status(summary: Summary, zone: ZoneInfo) -> Reply:
 
 
 def status_changed(incident: Incident, slash: str, write_action: str) -> Reply:
-    text = f":white_check_mark: Incident {incident.status}: {incident.title}"
+    text = f":white_check_mark: Incident {incident.status}: {escape(incident.title)}"
     if incident.status != "resolved":
         return Reply(text, public=True)
     offer = f"Write the post-mortem now? (or type `{slash} postmortem` later)"

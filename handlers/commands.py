@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import RewindError, UsageError
 from bot.grammar import commands as grammar
+from bot.grammar.slacktext import escape
 from bot.scribe.incidents import channel_name_for, is_incident_channel_name
 from bot.services import Services
 from bot.store.models import EntryKind, IncidentStatus, TaskKind
@@ -113,7 +114,7 @@ def _declare(services: Services, client: WebClient, inv: Invocation, cmd: gramma
     header = blocks.declared(incident, zone)
     posted = client.chat_postMessage(channel=channel_id, **header.payload())
     services.incidents.set_header(channel_id, posted["ts"])
-    return Reply(f"Incident declared in <#{channel_id}>: {incident.title}")
+    return Reply(f"Incident declared in <#{channel_id}>: {escape(incident.title)}")
 
 
 def _create_channel(client: WebClient, name: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import RewindError, UsageError
 from bot.grammar import commands as grammar
+from bot.grammar.slacktext import escape
 from bot.postmortem.build import build_postmortem
 from bot.postmortem.model import PostMortem
 from bot.postmortem.picture import render_png, render_svg
@@ -50,7 +51,7 @@ def build_document(services: Services, channel_id: str) -> PostMortem:
 def summary_text(pm: PostMortem) -> str:
     header = pm.header
     lines = [
-        f":page_facing_up: *Post-mortem: {header.title}*",
+        f":page_facing_up: *Post-mortem: {escape(header.title)}*",
         f"{len(pm.timeline)} timeline entries · {len(pm.open_questions)} open questions · "
         f"{len(pm.action_items)} action items · {len(pm.restore_operations)} restore operations",
     ]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from bot.errors import UsageError
 from bot.grammar import restore as restore_grammar
+from bot.grammar.slacktext import unescape
 from bot.grammar.times import TIME_EXAMPLE, ParsedTime, split_leading_time
 
 _MENTION = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@(?P<name>[\w.\-]+)$")
@@ -152,7 +153,9 @@ def _declare(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> Declare:
     if "--here" in tokens:
         here = True
         rest = " ".join(t for t in tokens if t != "--here")
-    title = _need(rest.strip(), "what the incident is", f"{slash} declare Prices deleted by the consolidation script")
+    title = _need(
+        unescape(rest.strip()), "what the incident is", f"{slash} declare Prices deleted by the consolidation script"
+    )
     return Declare(title=title, here=here)
 
 

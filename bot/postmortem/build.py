@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import NotFoundError
+from bot.grammar.slacktext import unescape
 from bot.postmortem.model import (
     COUNTED_KINDS,
     KIND_LABELS,
@@ -215,7 +216,7 @@ def _header(incident: Incident, live: list[Any], reactors: list[str], resolve: R
     ids = {incident.declared_by, *(e.author_id for e in live), *reactors}
     end = incident.resolved_at or incident.closed_at
     return Header(
-        title=incident.title,
+        title=unescape(incident.title),  # stores written before titles were kept unescaped
         channel_id=incident.channel_id,
         channel_name=incident.channel_name,
         status=incident.status,
@@ -272,7 +273,7 @@ def plain_text(text: str, resolve: Resolve) -> str:
         return f"{label} ({target})" if label and label != target else target
 
     text = _SLACK_MARKUP.sub(replace, text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return unescape(text)
 
 
 def _row_count(data: Mapping[str, Any]) -> int | None:

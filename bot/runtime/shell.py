@@ -9,6 +9,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
 
@@ -16,13 +17,16 @@ from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
 from bot.app import LOCAL_SIGNING_SECRET
+from bot.grammar.slacktext import escape, unescape
 from bot.localslack import wire as slackwire
 from bot.localslack.standin import BOT_USER_ID, LocalSlack, RecordedCall, SlackError
 from bot.services import Services
 
 SHELL_USER = ("U0SHELL", "you")
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+_MARKUP = re.compile(r"(<[@#!][^<>\s]+>)")
 HOME_CHANNEL = "general"
+CANVAS_WRITES = frozenset({"canvases.create", "conversations.canvases.create", "canvases.edit"})
 SHELL_HELP = """\
 Type a message, or a slash command such as `/inc declare Prices vanished`.
   +pushpin 3 / -pushpin 3     react to message 3 (any emoji name), or take the reaction back
@@ -37,6 +41,7 @@ class Shell:
         self.services, self.slack, self.app, self.out = services, slack, app, out
         self.user_id, self.user_name = SHELL_USER
         self.numbers: dict[str, list[str]] = {}
+        self.files = SavedFiles(services.settings.shell_files_dir)
         self._visited: set[str] = set()
         self._print_lock = threading.Lock()
         self.slack.add_user(self.user_id, self.user_name, real_name="You (shell)")
@@ -104,6 +109,7 @@ class Shell:
 
     def _slash(self, line: str) -> None:
         command, _, text = line.partition(" ")
+        text = as_slack_sends(text)
         fields = slackwire.slash_command(
             text, self.user_id, self.channel_id, self._channel_name(), command, user_name=self.user_name
         )
@@ -113,6 +119,7 @@ class Shell:
         self._follow_new_channel()
 
     def _message(self, text: str) -> None:
+        text = as_slack_sends(text)
         ts = self.slack.post_as_user(self.channel_id, self.user_id, text)
         self._show(self.channel_id, ts, self.user_name, text)
         self._event(slackwire.message_event(text, self.channel_id, self.user_id, ts))
@@ -163,9 +170,42 @@ class Shell:
             self._show(channel, ts, "rewind", params.get("text", ""), prefix)
         elif call.method == "chat.postEphemeral":
             self._say(f"(only you) rewind: {params.get('text', '')}")
+        elif call.method == "chat.update":
+            number = self._number(call.response["channel"], call.response["ts"])
+            self._say(f"(edited) [{number}] rewind: {params.get('text', '')}")
         elif call.method == "reactions.add":
             number = self._number(params["channel"], params["timestamp"])
             self._say(f"rewind reacted :{params['name']}: to [{number}]")
+        elif call.method == "files.completeUploadExternal":
+            self._show_uploads(call)
+        elif call.method in CANVAS_WRITES:
+            self._show_canvas(call)
+
+    def _show_uploads(self, call: RecordedCall) -> None:
+        """Slack shows an uploaded file in the channel; the terminal saves it and says where."""
+        uploads = {u.file_id: u for u in self.slack.uploads()}
+        channel = call.params.get("channel_id") or self.channel_id
+        for file in call.response.get("files", []):
+            upload = uploads[file["id"]]
+            path = self.files.save(upload.filename, upload.data or b"")
+            number = self._number(channel, self._file_message_ts(channel, file["id"]))
+            self._say(f"[{number}] rewind uploaded {upload.filename} → {path}")
+
+    def _file_message_ts(self, channel: str, file_id: str) -> str:
+        for message in reversed(self.slack.messages(channel)):
+            if any(f.get("id") == file_id for f in message.get("files", [])):
+                return str(message["ts"])
+        return f"file:{file_id}"
+
+    def _show_canvas(self, call: RecordedCall) -> None:
+        canvas_id = call.response.get("canvas_id") or call.params.get("canvas_id")
+        canvas = next((c for c in self.slack.canvases() if c["id"] == canvas_id), None)
+        if canvas is None:
+            return
+        title = canvas.get("title") or self.slack.channel(canvas.get("channel_id") or self.channel_id)["name"]
+        path = self.files.save(f"canvas-{_slug(str(title))}.md", canvas_markdown(canvas).encode(), replace=True)
+        verb = "updated" if call.method == "canvases.edit" else "wrote"
+        self._say(f"rewind {verb} the canvas “{title}” → {path}")
 
     def _show(self, channel: str, ts: str, who: str, text: str, prefix: str = "") -> None:
         number = self._number(channel, ts)
@@ -198,12 +238,64 @@ class Shell:
         return str(self.slack.channel(self.channel_id)["name"])
 
     def _names(self, text: str) -> str:
-        """Slack renders `<@U…>` as the person's name; so does the terminal."""
-        return _MENTION.sub(lambda m: "@" + self.slack.user_name(m.group(1)), text)
+        """Slack renders `<@U…>` as the person's name and undoes its escapes; so does the terminal."""
+        return unescape(_MENTION.sub(lambda m: "@" + self.slack.user_name(m.group(1)), text))
 
     def _say(self, text: str) -> None:
         with self._print_lock:
             print(self._names(text), file=self.out, flush=True)
+
+
+class SavedFiles:
+    """Where the terminal keeps what the bot uploads: one folder, a new name for each file unless told to replace."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def save(self, filename: str, data: bytes, *, replace: bool = False) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = Path(filename).name or "file"
+        path = self.folder / name
+        stem, suffix = path.stem, path.suffix
+        copy = 2
+        while path.exists() and not replace:
+            path = self.folder / f"{stem}-{copy}{suffix}"
+            copy += 1
+        path.write_bytes(data)
+        return path
+
+
+def canvas_markdown(canvas: dict[str, Any]) -> str:
+    """The canvas as its Markdown: the document it was created with, then each replace or insert in order."""
+    text = _markdown_of(canvas.get("document_content"))
+    for change in canvas.get("changes", []):
+        content = _markdown_of(change.get("document_content"))
+        if change.get("operation") == "replace":
+            text = content
+        elif change.get("operation") == "insert_at_start":
+            text = content + text
+        else:
+            text += content
+    return text
+
+
+def _markdown_of(document: Any) -> str:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return document
+    return str(document.get("markdown", "")) if isinstance(document, dict) else ""
+
+
+def as_slack_sends(typed: str) -> str:
+    """Typed text as Slack delivers it: `&`, `<` and `>` escaped, markup typed as such (`<@U123>`) left alone."""
+    parts = _MARKUP.split(typed)
+    return "".join(part if _MARKUP.fullmatch(part) else escape(part) for part in parts)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "canvas"
 
 
 def _json_or_empty(body: str) -> dict[str, Any]:

@@ -72,3 +72,42 @@ def test_shell_declares_notes_and_pins(tmp_path: Path) -> None:
         ("flag", "backup may lack late invoices", "command", 0),
         ("flag", "prices for acme are gone since ~04:10", "reaction", 0),
     ]
+
+
+SHOWS_SCRIPT = """\
+/inc declare Prices & fees vanished
+R&D says <b> is gone
++pushpin 2
+/inc import-history
+/inc postmortem
+/inc postmortem canvas
+/inc postmortem canvas update
+/inc bogus
+:quit
+"""
+
+
+def test_the_shell_shows_uploads_edits_and_canvases_and_undoes_slack_escapes(tmp_path: Path) -> None:
+    out, _db = run_shell(tmp_path, SHOWS_SCRIPT)
+    lines = out.splitlines()
+    assert any(line.endswith("rewind: Incident declared: Prices & fees vanished") for line in lines), out
+    assert "&amp;" not in out and "&lt;" not in out
+    day = next(line for line in lines if line.startswith("(shell) now in #inc-"))
+    channel = day.removeprefix("(shell) now in #")
+    assert channel.endswith("-prices-fees-vanished")  # the slug is made from "&", not from "&amp;"
+    assert "[2] you: R&D says <b> is gone" in lines
+
+    assert any(line.startswith("(edited) [") and "History read: 3 messages" in line for line in lines), out
+    uploaded = [line for line in lines if " rewind uploaded " in line]
+    assert len(uploaded) == 2 and all(line.startswith("[") for line in uploaded)
+    md_line = next(line for line in uploaded if "postmortem.md" in line)
+    saved = tmp_path / md_line.split(" → ")[1]
+    assert saved.parent == tmp_path / "rewind-files"
+    document = saved.read_text()
+    assert document.startswith("# Post-mortem: Prices & fees vanished") and "R&D says <b> is gone" in document
+
+    canvas_lines = [line for line in lines if "the canvas" in line]
+    assert [line.split(" the canvas")[0] for line in canvas_lines] == ["rewind wrote", "rewind updated"]
+    canvas = tmp_path / canvas_lines[-1].split(" → ")[1]
+    assert canvas.read_text().startswith("# Post-mortem: Prices & fees vanished")
+    assert "(only you) rewind: :warning: I don't know `/inc bogus`." in out
