@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the bot (Socket Mode, HTTP, or a terminal channel without tokens)")
     run.set_defaults(func=cmd_run)
 
+    demo = sub.add_parser("demo", help="a whole incident to restore, on an embedded database (nothing to configure)")
+    demo.set_defaults(func=cmd_demo)
+
     db = sub.add_parser("db", help="state store maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply the store's migrations").set_defaults(func=cmd_db_upgrade)
@@ -46,6 +49,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings: Settings = load_settings()
     return run(settings)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.logging import configure_logging
+    from bot.runtime.demo import run_demo
+
+    configure_logging(quiet=True)
+    return run_demo(sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

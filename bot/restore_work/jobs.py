@@ -18,8 +18,9 @@ Messages go through a `Notifier` (plain values in; `handlers/` renders them for 
 import csv
 import io
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,6 +107,8 @@ class RestoreJobs:
         self.approvals = approvals
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rewind-job")
         self.notifier: Notifier | None = None
+        self._pending: set[Future[Any]] = set()
+        self._pending_lock = threading.Lock()
 
     def bind(self, notifier: Notifier) -> None:
         """The composition root hands over the Slack side once the app's client exists."""
@@ -119,7 +122,24 @@ class RestoreJobs:
                 log.exception("background job %s failed", getattr(work, "__name__", work))
                 raise
 
-        return self.executor.submit(run)
+        future = self.executor.submit(run)
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._pending_lock:
+            self._pending.discard(future)
+
+    def wait_idle(self) -> None:
+        """Until every submitted job, and any job those jobs submitted, has finished."""
+        while True:
+            with self._pending_lock:
+                pending = list(self._pending)
+            if not pending:
+                return
+            wait(pending)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)

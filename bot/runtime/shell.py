@@ -8,7 +8,7 @@ bot posts there is printed here. Same app, same handlers, same store as in produ
 import json
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
@@ -37,8 +37,16 @@ Type a message, or a slash command such as `/inc declare Prices vanished`.
 
 
 class Shell:
-    def __init__(self, services: Services, slack: LocalSlack, app: App, out: TextIO) -> None:
+    def __init__(
+        self,
+        services: Services,
+        slack: LocalSlack,
+        app: App,
+        out: TextIO,
+        wait_for_work: Callable[[], None] | None = None,
+    ) -> None:
         self.services, self.slack, self.app, self.out = services, slack, app, out
+        self.wait_for_work = wait_for_work  # piped input: each line's background work finishes before the next
         self.user_id, self.user_name = SHELL_USER
         self.numbers: dict[str, list[str]] = {}
         self.files = SavedFiles(services.settings.shell_files_dir)
@@ -50,15 +58,23 @@ class Shell:
 
     # --- input ------------------------------------------------------------------------------------------------
 
-    def run(self, lines: Iterable[str]) -> None:
+    def run(self, lines: Iterable[str], *, opening: Sequence[str] = (), banner: str | None = None) -> None:
         self._say(f"Rewind shell: you are in #{self._channel_name()}. Type :help for help.")
+        for line in opening:
+            self._step(line)
+        if banner:
+            self._say(banner)
         for raw in lines:
-            line = raw.rstrip("\n")
-            if not line.strip():
-                continue
-            if not self.handle(line.strip()):
+            line = raw.strip()
+            if line and not self._step(line):
                 break
         self._unsubscribe()
+
+    def _step(self, line: str) -> bool:
+        going_on = self.handle(line)
+        if self.wait_for_work:
+            self.wait_for_work()
+        return going_on
 
     def handle(self, line: str) -> bool:
         """Handle one typed line; False means quit."""

@@ -4,6 +4,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from typing import TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -29,7 +30,8 @@ def run(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None =
     configure_logging(quiet=settings.mode == RunMode.SHELL)
     services = prepare(settings)
     if settings.mode == RunMode.SHELL:
-        return run_shell(services, stdin or sys.stdin, stdout or sys.stdout)
+        stdin = stdin or sys.stdin
+        return run_shell(services, stdin, stdout or sys.stdout, interactive=stdin.isatty())
     app = build_app(services)
     services.jobs.reconcile()  # executions a dead process left `executing`: settled from pg_xact_status, reported
     scheduler = start_reminders(services, app.client)
@@ -69,8 +71,19 @@ def _serve(settings: Settings, services: Services, app: App) -> int:
     return 0
 
 
-def run_shell(services: Services, stdin: TextIO, stdout: TextIO) -> int:
-    """The terminal channel: the local Slack stand-in plays Slack, the real app answers."""
+def run_shell(
+    services: Services,
+    stdin: TextIO,
+    stdout: TextIO,
+    *,
+    interactive: bool,
+    opening: Sequence[str] = (),
+    banner: str | None = None,
+) -> int:
+    """The terminal channel: the local Slack stand-in plays Slack, the real app answers.
+
+    `opening` lines run first (the demo declares its incident), then `banner` is shown. Piped input (not
+    `interactive`) runs line by line, each waiting for the work it started, so a script reads like a session."""
     from bot.localslack.standin import LocalSlack
     from bot.runtime.shell import Shell
 
@@ -79,7 +92,8 @@ def run_shell(services: Services, stdin: TextIO, stdout: TextIO) -> int:
         app = build_app(services, client=build_client(services), process_before_response=True)
         scheduler = start_reminders(services, app.client)
         try:
-            Shell(services, slack, app, stdout).run(stdin)
+            shell = Shell(services, slack, app, stdout, wait_for_work=None if interactive else services.jobs.wait_idle)
+            shell.run(stdin, opening=opening, banner=banner)
         finally:
             scheduler.shutdown(wait=False)
     return 0
