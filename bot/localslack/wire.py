@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.localslack.standin import APP_ID, BOT_USER_ID, TEAM_ID
+from bot.localslack.workspace import APP_ID, BOT_USER_ID, TEAM_ID
 
 ADD_TO_TIMELINE = "add_to_timeline"  # the message shortcut's callback_id, as manifest.yml declares it
 FORM = "application/x-www-form-urlencoded"

@@ -17,7 +17,8 @@ from slack_bolt.request import BoltRequest
 
 from bot.app import LOCAL_SIGNING_SECRET
 from bot.localslack import wire as slackwire
-from bot.localslack.standin import BOT_USER_ID, LocalSlack, RecordedCall, SlackError
+from bot.localslack.standin import LocalSlack, RecordedCall
+from bot.localslack.workspace import BOT_USER_ID, SlackError
 from bot.services import Services
 
 SHELL_USER = ("U0SHELL", "you")

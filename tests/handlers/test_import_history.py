@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.store import Store
 from bot.store.models import Flag, Incident
 from handlers import history

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.store import Store, upgrade
 from tests.pg import PgServer
 from tests.rewind_app import SIGNING_SECRET, Rewind, eventually, prepare_workspace, running_rewind

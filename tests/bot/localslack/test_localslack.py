@@ -11,7 +11,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack, RecordedCall
+from bot.localslack.standin import LocalSlack, RecordedCall
+from bot.localslack.workspace import BOT_USER_ID
 from tests.slack_driver import SocketModeDriver, message_event, reaction_added
 
 

@@ -10,7 +10,8 @@ import pytest
 from slack_bolt import Ack, App, BoltRequest, Say
 from slack_sdk import WebClient
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.runtime.http import HttpServer, serve_http
 from tests.slack_driver import (
     JSON,
