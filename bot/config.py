@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     targets: Annotated[dict[str, Target], NoDecode] = Field(default_factory=dict)
     targets_file: Path | None = None
 
-    # Restore work from Slack (issue 5): dumps by name, where replicas are provisioned, which targets are compared.
+    # Restore work from Slack: dumps by name, where replicas are provisioned, which targets are compared.
     backups: Annotated[dict[str, Path], NoDecode] = Field(default_factory=dict)  # name -> dump file or directory
     replica_server_dsn: str | None = None  # scratch databases for `/inc replica up`; unset: a private cluster
     live_target: str | None = None  # the production target; unset: the only production target configured
