@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # so `tests.slack_driver` imports when run as a script
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack  # noqa: E402
+from bot.localslack.standin import LocalSlack  # noqa: E402
+from bot.localslack.workspace import BOT_USER_ID  # noqa: E402
 from bot.runtime.http import serve_http  # noqa: E402
 from tests.slack_driver import (  # noqa: E402
     JSON,

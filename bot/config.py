@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.manifest import SLASH_COMMAND
 from restore.targets import Target, TargetRole
 
 SLACK_API_URL = "https://slack.com/api/"
@@ -34,7 +35,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///rewind.db"
     slack_api_url: str = SLACK_API_URL
     http_port: int = Field(3000, ge=1, le=65535)
-    slash_command: str = "/inc"
+    slash_command: str = SLASH_COMMAND
     timezone: str = "UTC"
 
     emoji_note: str = "pushpin"

@@ -5,7 +5,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.localslack.wire import ADD_TO_TIMELINE
+from bot.manifest import ADD_TO_TIMELINE
 from bot.services import Services
 from bot.store.models import EntryKind, EntrySource
 from handlers.reactions import message_ref

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from bot.localslack.standin import LocalSlack
 from bot.store import Store, upgrade
 from restore.cluster import ThrowawayCluster
 from tests.pg import PgServer, test_database_url
+from tests.rewind_app import prepare_workspace
 
 # CI replays the same examples every run, so a submission lands or fails on its code, not on the draw; exploring
 # new random examples is for development runs.
@@ -59,3 +61,21 @@ def store(store_url: str) -> Iterator[Store]:
     upgrade(store)
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def slack() -> Iterator[LocalSlack]:
+    """The local Slack stand-in, started, with the test workspace: #inc-db-outage (alice, bob and the bot) and carol and
+    dave, who are in the workspace but not in the channel."""
+    with LocalSlack() as stand_in:
+        prepare_workspace(stand_in)
+        stand_in.add_user("U0CAROL", "carol", real_name="Carol Diaz")
+        stand_in.add_user("U0DAVE", "dave", real_name="Dave Roe")
+        yield stand_in
+
+
+@pytest.fixture
+def empty_slack() -> Iterator[LocalSlack]:
+    """A started stand-in with nobody in it but the bot: no channels, no people, for tests that build their own."""
+    with LocalSlack() as stand_in:
+        yield stand_in

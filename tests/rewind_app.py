@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from bot.app import build_app
 from bot.config import Settings
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.runtime.http import HttpServer, serve_http
 from bot.services import Services
 from bot.store import Store

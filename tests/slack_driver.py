@@ -40,6 +40,7 @@ from bot.localslack.wire import (
     sign,
     slash_command,
 )
+from bot.manifest import SLASH_COMMAND
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -102,7 +103,7 @@ class SlackDriver:
         user: str = DEFAULT_USER,
         channel: str = DEFAULT_CHANNEL,
         channel_name: str = DEFAULT_CHANNEL_NAME,
-        command: str = "/inc",
+        command: str = SLASH_COMMAND,
     ) -> Response:
         return self.send_form(slash_command(text, user, channel, channel_name, command))
 
@@ -241,7 +242,7 @@ class SocketModeDriver:
         user: str = DEFAULT_USER,
         channel: str = DEFAULT_CHANNEL,
         channel_name: str = DEFAULT_CHANNEL_NAME,
-        command: str = "/inc",
+        command: str = SLASH_COMMAND,
     ) -> dict[str, Any]:
         return self.send("slash_commands", slash_command(text, user, channel, channel_name, command))
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.localslack.standin import APP_ID, BOT_USER_ID, TEAM_ID
+from bot.localslack.workspace import APP_ID, BOT_USER_ID, TEAM_ID
+from bot.manifest import SLASH_COMMAND
 
-ADD_TO_TIMELINE = "add_to_timeline"  # the message shortcut's callback_id, as manifest.yml declares it
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 DEFAULT_USER = "U0ALICE"
@@ -64,7 +64,7 @@ def slash_command(
     user: str = DEFAULT_USER,
     channel: str = DEFAULT_CHANNEL,
     channel_name: str = DEFAULT_CHANNEL_NAME,
-    command: str = "/inc",
+    command: str = SLASH_COMMAND,
     user_name: str | None = None,
 ) -> dict[str, str]:
     """The fields of a slash command (form-encoded over HTTP, a JSON object over Socket Mode)."""

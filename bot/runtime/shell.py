@@ -19,7 +19,9 @@ from slack_bolt.request import BoltRequest
 from bot.app import LOCAL_SIGNING_SECRET
 from bot.grammar.slacktext import escape, unescape
 from bot.localslack import wire as slackwire
-from bot.localslack.standin import BOT_USER_ID, LocalSlack, RecordedCall, SlackError
+from bot.localslack.standin import LocalSlack, RecordedCall
+from bot.localslack.workspace import BOT_USER_ID, SlackError
+from bot.manifest import ADD_TO_TIMELINE
 from bot.services import Services
 
 SHELL_USER = ("U0SHELL", "you")
@@ -159,7 +161,7 @@ class Shell:
     def _shortcut(self, number: int) -> None:
         message = dict(self.slack.message(self.channel_id, self._ts(number)))
         payload = slackwire.message_shortcut(
-            slackwire.ADD_TO_TIMELINE, message, self.channel_id, self.user_id, self._channel_name()
+            ADD_TO_TIMELINE, message, self.channel_id, self.user_id, self._channel_name()
         )
         self._dispatch(slackwire.form_payload(payload), slackwire.FORM)
 

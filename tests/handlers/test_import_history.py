@@ -7,22 +7,16 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.store import Store
 from bot.store.models import Flag, Incident
 from handlers import history
-from tests.rewind_app import Rewind, prepare_workspace, running_rewind
+from tests.rewind_app import Rewind, running_rewind
 from tests.slack_driver import DEFAULT_CHANNEL, DEFAULT_CHANNEL_NAME, DEFAULT_USER
 
 BOB = "U0BOB"
 START = int(datetime(2026, 1, 22, 10, 0, tzinfo=UTC).timestamp())
-
-
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    with LocalSlack() as stand_in:
-        prepare_workspace(stand_in)
-        yield stand_in
 
 
 @pytest.fixture

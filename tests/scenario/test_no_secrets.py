@@ -3,32 +3,23 @@ log line (DEBUG and up) contains the password or a token, whatever succeeds or f
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from bot.localslack.standin import LocalSlack
 from bot.store import Store
 from tests.bot.approvals.test_approvals import FIX, PASSWORD, runs
-from tests.rewind_app import BOT_TOKEN, SIGNING_SECRET, eventually, prepare_workspace, running_rewind
-from tests.scenario.test_restore import CAROL, dbs, proposal_message, targets  # noqa: F401 (dbs is a fixture)
+from tests.rewind_app import BOT_TOKEN, SIGNING_SECRET, eventually, running_rewind
+from tests.scenario.test_restore import CAROL, proposal_message, targets
 from tests.slack_driver import DEFAULT_CHANNEL, reaction_added
 
 SECRETS = (PASSWORD, BOT_TOKEN, SIGNING_SECRET)
 
 
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    with LocalSlack() as stand_in:
-        prepare_workspace(stand_in)
-        stand_in.add_user(CAROL, "carol")
-        yield stand_in
-
-
 def test_no_password_or_token_in_messages_or_logs(
     slack: LocalSlack,
     store: Store,
-    dbs: dict[str, str],  # noqa: F811 - the fixture imported from test_e2e_restore
+    dbs: dict[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)

@@ -1,26 +1,16 @@
 """A scripted incident through signed Slack requests, and the post-mortem it publishes, compared with the
 expected document."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from freezegun import freeze_time
 
 from bot.localslack.standin import LocalSlack
 from bot.store import Store
-from tests.rewind_app import Rewind, eventually, prepare_workspace, running_rewind
+from tests.rewind_app import Rewind, eventually, running_rewind
 from tests.slack_driver import DEFAULT_CHANNEL, reaction_added
 
 EXPECTED = Path(__file__).resolve().parents[1] / "bot" / "postmortem" / "expected"
-
-
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    with LocalSlack() as stand_in:
-        prepare_workspace(stand_in)
-        stand_in.add_user("U0CAROL", "carol", real_name="Carol Diaz")
-        yield stand_in
 
 
 def play_incident(rewind: Rewind, slack: LocalSlack, frozen: object) -> None:

@@ -14,22 +14,13 @@ from freezegun import freeze_time
 from bot.localslack.standin import LocalSlack
 from bot.store import Store
 from restore.cluster import find_pg_bindir
-from tests.bot.approvals.test_approvals import FIX, PASSWORD, SETUP, fetch, runs, url_with_password
+from tests.bot.approvals.test_approvals import FIX, PASSWORD, fetch, runs, url_with_password
 from tests.pg import PgServer
-from tests.restore.guard_corpus import CORPUS, SETUP_SQL
-from tests.rewind_app import Rewind, eventually, prepare_workspace, running_rewind
+from tests.restore.guard_corpus import CORPUS
+from tests.rewind_app import Rewind, eventually, running_rewind
 from tests.slack_driver import DEFAULT_CHANNEL, DEFAULT_USER, reaction_added, reaction_removed
 
 BOB, CAROL, DAVE = "U0BOB", "U0CAROL", "U0DAVE"
-
-
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    with LocalSlack() as stand_in:
-        prepare_workspace(stand_in)
-        stand_in.add_user(CAROL, "carol", real_name="Carol Diaz")
-        stand_in.add_user(DAVE, "dave", real_name="Dave Roe")
-        yield stand_in
 
 
 @pytest.fixture
@@ -40,22 +31,6 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     upgrade(store)
     yield store
     store.dispose()
-
-
-@pytest.fixture
-def dbs(pg: PgServer) -> Iterator[dict[str, str]]:
-    """prod (prices + a `runs` counter) and a replica loaded with the guard corpus; DSNs carry a password."""
-    names = {"prod": pg.create_database("prod"), "replica": pg.create_database("repl")}
-    dsns = {role: url_with_password(pg, name) for role, name in names.items()}
-    with psycopg.connect(dsns["prod"], autocommit=True) as conn:
-        conn.execute(SETUP)
-    with psycopg.connect(dsns["replica"], autocommit=True) as conn:
-        conn.execute(SETUP_SQL)
-    try:
-        yield dsns
-    finally:
-        for name in names.values():
-            pg.drop_database(name)
 
 
 def targets(dsns: dict[str, str]) -> dict[str, Any]:

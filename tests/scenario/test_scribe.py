@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.store import Store, upgrade
 from tests.pg import PgServer
-from tests.rewind_app import SIGNING_SECRET, Rewind, eventually, prepare_workspace, running_rewind
+from tests.rewind_app import SIGNING_SECRET, Rewind, eventually, running_rewind
 from tests.slack_driver import (
     DEFAULT_CHANNEL,
     DEFAULT_USER,
@@ -21,13 +22,6 @@ from tests.slack_driver import (
     sign,
     slash_command,
 )
-
-
-@pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    with LocalSlack() as stand_in:
-        prepare_workspace(stand_in)
-        yield stand_in
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 from slack_bolt import Ack, App, BoltRequest, Say
 from slack_sdk import WebClient
 
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.runtime.http import HttpServer, serve_http
 from tests.slack_driver import (
     JSON,
@@ -73,19 +74,13 @@ def tiny_app(slack: LocalSlack, seen: Seen) -> App:
 
 
 @pytest.fixture
-def slack() -> Iterator[LocalSlack]:
-    with LocalSlack() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
 def seen() -> Seen:
     return Seen()
 
 
 @pytest.fixture
-def server(slack: LocalSlack, seen: Seen) -> Iterator[HttpServer]:
-    with serve_http(tiny_app(slack, seen), port=0, host="127.0.0.1") as running:
+def server(empty_slack: LocalSlack, seen: Seen) -> Iterator[HttpServer]:
+    with serve_http(tiny_app(empty_slack, seen), port=0, host="127.0.0.1") as running:
         yield running
 
 
@@ -95,53 +90,57 @@ def driver(server: HttpServer) -> SlackDriver:
 
 
 @pytest.fixture
-def channel(slack: LocalSlack) -> str:
-    return slack.add_channel("inc-db-outage", members=[BOT_USER_ID, "U0ALICE"])
+def channel(empty_slack: LocalSlack) -> str:
+    return empty_slack.add_channel("inc-db-outage", members=[BOT_USER_ID, "U0ALICE"])
 
 
 def test_signed_command_reaches_listener_and_reply_comes_back(
-    driver: SlackDriver, slack: LocalSlack, seen: Seen, channel: str
+    driver: SlackDriver, empty_slack: LocalSlack, seen: Seen, channel: str
 ) -> None:
     resp = driver.command("hello", user="U0ALICE", channel=channel, command="/ping")
 
     assert resp.status == 200
     assert resp.text == "pong: hello"  # Bolt acks bare text as text/plain
     assert seen.commands[0]["user_id"] == "U0ALICE"
-    posted = slack.wait_for("chat.postMessage")[0]
+    posted = empty_slack.wait_for("chat.postMessage")[0]
     assert posted.params["channel"] == channel
     assert posted.params["text"] == "pinged by <@U0ALICE>"
     assert posted.token == "xoxb-test"
-    assert [m["text"] for m in slack.messages(channel)] == ["pinged by <@U0ALICE>"]
+    assert [m["text"] for m in empty_slack.messages(channel)] == ["pinged by <@U0ALICE>"]
 
 
 def test_reaction_event_runs_listener_which_calls_web_api(
-    driver: SlackDriver, slack: LocalSlack, seen: Seen, channel: str
+    driver: SlackDriver, empty_slack: LocalSlack, seen: Seen, channel: str
 ) -> None:
-    ts = slack.post_as_user(channel, "U0ALICE", "the db is down")
+    ts = empty_slack.post_as_user(channel, "U0ALICE", "the db is down")
 
     resp = driver.event(reaction_added("pushpin", channel, ts, user="U0BOB", item_user="U0ALICE"))
 
     assert resp.status == 200
-    slack.wait_for("reactions.add")
+    empty_slack.wait_for("reactions.add")
     assert seen.reactions[0]["item"] == {"type": "message", "channel": channel, "ts": ts}
-    assert slack.message(channel, ts)["reactions"] == [{"name": "eyes", "users": [BOT_USER_ID], "count": 1}]
+    assert empty_slack.message(channel, ts)["reactions"] == [{"name": "eyes", "users": [BOT_USER_ID], "count": 1}]
 
 
-def test_retry_headers_reach_the_listener(driver: SlackDriver, slack: LocalSlack, seen: Seen, channel: str) -> None:
-    ts = slack.post_as_user(channel, "U0ALICE", "x")
+def test_retry_headers_reach_the_listener(
+    driver: SlackDriver, empty_slack: LocalSlack, seen: Seen, channel: str
+) -> None:
+    ts = empty_slack.post_as_user(channel, "U0ALICE", "x")
     driver.event(reaction_added("pushpin", channel, ts), event_id="Ev1", retry_num=1, retry_reason="http_timeout")
-    slack.wait_for("reactions.add")
+    empty_slack.wait_for("reactions.add")
     assert seen.retries == [1]
 
 
-def test_message_event_say_posts_in_channel(driver: SlackDriver, slack: LocalSlack, channel: str) -> None:
+def test_message_event_say_posts_in_channel(driver: SlackDriver, empty_slack: LocalSlack, channel: str) -> None:
     driver.event(message_event("anyone?", channel=channel))
-    assert slack.wait_for("chat.postMessage")[0].params["text"] == "heard"
+    assert empty_slack.wait_for("chat.postMessage")[0].params["text"] == "heard"
 
 
-def test_shortcut_and_action_reach_listeners(driver: SlackDriver, seen: Seen, slack: LocalSlack, channel: str) -> None:
-    ts = slack.post_as_user(channel, "U0ALICE", "row count is 0")
-    message = slack.message(channel, ts)
+def test_shortcut_and_action_reach_listeners(
+    driver: SlackDriver, seen: Seen, empty_slack: LocalSlack, channel: str
+) -> None:
+    ts = empty_slack.post_as_user(channel, "U0ALICE", "row count is 0")
+    message = empty_slack.message(channel, ts)
 
     assert driver.shortcut("add_to_timeline", message, channel=channel).status == 200
     assert driver.action("approve", value="42", channel=channel).status == 200
@@ -183,8 +182,8 @@ def test_body_tampered_after_signing_gets_401(driver: SlackDriver, seen: Seen) -
     assert seen.commands == []
 
 
-def test_event_signed_with_json_content_type(driver: SlackDriver, slack: LocalSlack, channel: str) -> None:
-    ts = slack.post_as_user(channel, "U0ALICE", "x")
+def test_event_signed_with_json_content_type(driver: SlackDriver, empty_slack: LocalSlack, channel: str) -> None:
+    ts = empty_slack.post_as_user(channel, "U0ALICE", "x")
     body = json.dumps(event_callback(reaction_added("pushpin", channel, ts)))
     assert driver.post(body, sign(SECRET, body, content_type=JSON)).status == 200
 
@@ -212,20 +211,20 @@ def test_healthz_and_unknown_paths(driver: SlackDriver, seen: Seen) -> None:
     assert seen.commands == []
 
 
-def test_healthz_reports_a_failing_check(slack: LocalSlack, seen: Seen) -> None:
+def test_healthz_reports_a_failing_check(empty_slack: LocalSlack, seen: Seen) -> None:
     def broken() -> bool:
         raise RuntimeError("store is down")
 
-    with serve_http(tiny_app(slack, seen), port=0, host="127.0.0.1", health_check=broken) as running:
+    with serve_http(tiny_app(empty_slack, seen), port=0, host="127.0.0.1", health_check=broken) as running:
         health = SlackDriver(running.url, SECRET).get("/healthz")
     assert (health.status, health.json()) == (503, {"ok": False})
 
 
-def test_stop_releases_the_port(slack: LocalSlack, seen: Seen) -> None:
-    running = serve_http(tiny_app(slack, seen), port=0, host="127.0.0.1")
+def test_stop_releases_the_port(empty_slack: LocalSlack, seen: Seen) -> None:
+    running = serve_http(tiny_app(empty_slack, seen), port=0, host="127.0.0.1")
     port = running.port
     running.stop()
-    again = serve_http(tiny_app(slack, seen), port=port, host="127.0.0.1")
+    again = serve_http(tiny_app(empty_slack, seen), port=port, host="127.0.0.1")
     try:
         assert again.port == port
     finally:

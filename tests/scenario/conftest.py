@@ -1,0 +1,26 @@
+"""Fixtures the end-to-end scenarios share."""
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.bot.approvals.test_approvals import SETUP, url_with_password
+from tests.pg import PgServer
+from tests.restore.guard_corpus import SETUP_SQL
+
+
+@pytest.fixture
+def dbs(pg: PgServer) -> Iterator[dict[str, str]]:
+    """prod (prices + a `runs` counter) and a replica loaded with the guard corpus; DSNs carry a password."""
+    names = {"prod": pg.create_database("prod"), "replica": pg.create_database("repl")}
+    dsns = {role: url_with_password(pg, name) for role, name in names.items()}
+    with psycopg.connect(dsns["prod"], autocommit=True) as conn:
+        conn.execute(SETUP)
+    with psycopg.connect(dsns["replica"], autocommit=True) as conn:
+        conn.execute(SETUP_SQL)
+    try:
+        yield dsns
+    finally:
+        for name in names.values():
+            pg.drop_database(name)
