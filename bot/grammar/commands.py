@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 
 from bot.errors import UsageError
+from bot.grammar import journal as journal_grammar
 from bot.grammar import restore as restore_grammar
 from bot.grammar.slacktext import unescape
 from bot.grammar.times import TIME_EXAMPLE, ParsedTime, split_leading_time
@@ -282,5 +283,6 @@ _PARSERS: dict[str, _Parser] = {
     "postmortem": _postmortem,
     "import-history": _import_history,
     **restore_grammar.PARSERS,
+    **journal_grammar.PARSERS,
 }
-HELP += restore_grammar.HELP
+HELP += restore_grammar.HELP + journal_grammar.HELP

@@ -43,9 +43,17 @@ class Targets(RestoreCommand):
 
 
 class ReplicaUp(RestoreCommand):
+    """A replica from a configured backup, or (`source`) copied straight from a live replica or production target."""
+
     name: Literal["replica up"] = "replica up"
-    backup: str
+    backup: str | None = None
+    source: str | None = None
     tables: list[str] = []
+
+
+class BackupVerify(RestoreCommand):
+    name: Literal["backup verify"] = "backup verify"
+    backup: str
 
 
 class Diff(RestoreCommand):
@@ -81,7 +89,7 @@ def slack_sql(text: str) -> str:
     return text
 
 
-def _table(word: str, example: str) -> str:
+def table_name(word: str, example: str) -> str:
     if not _TABLE.match(word):
         raise UsageError(f"{word!r} is not a table name (letters, digits, `_`, optionally `schema.table`).", example)
     return word
@@ -106,7 +114,20 @@ def _replica(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> ReplicaUp:
     words = rest.split()
     if len(words) < 2 or words[0].lower() != "up":
         raise UsageError("Say `replica up <backup>` and, optionally, the tables to restore.", example)
-    return ReplicaUp(backup=words[1], tables=[_table(t.rstrip(","), example) for t in words[2:]])
+    if words[1].lower() == "from":
+        example = f"{slash} replica up from prod-replica prices products"
+        if len(words) < 3:
+            raise UsageError("Say which target to copy from: `replica up from <target> [tables…]`.", example)
+        return ReplicaUp(source=words[2], tables=[table_name(t.rstrip(","), example) for t in words[3:]])
+    return ReplicaUp(backup=words[1], tables=[table_name(t.rstrip(","), example) for t in words[2:]])
+
+
+def _backup(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> BackupVerify:
+    example = f"{slash} backup verify nightly"
+    words = rest.split()
+    if len(words) != 2 or words[0].lower() != "verify":
+        raise UsageError("Say `backup verify <backup>`: a configured backup, checked against live.", example)
+    return BackupVerify(backup=words[1])
 
 
 def _diff(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> Diff:
@@ -114,7 +135,7 @@ def _diff(rest: str, now: datetime, zone: ZoneInfo, slash: str) -> Diff:
     words = rest.split(None, 1)
     if not words:
         raise UsageError("Say which table to compare.", example)
-    table, tail = _table(words[0], example), (words[1].strip() if len(words) > 1 else "")
+    table, tail = table_name(words[0], example), (words[1].strip() if len(words) > 1 else "")
     if tail and not tail.lower().startswith("where "):
         raise UsageError("After the table, only `where <condition>` may follow.", example)
     return Diff(table=table, where=slack_sql(tail[6:]) or None if tail else None)
@@ -127,7 +148,7 @@ def _deleted(name: Literal["deps", "gap", "restore plan"], verb: str) -> Parser:
         words = rest.split(None, 2)
         if len(words) < 2 or words[1].lower() != "deleted":
             raise UsageError(f"Say `{verb} <table> deleted [where <condition>]{extra}`.", example)
-        table = _table(words[0], example)
+        table = table_name(words[0], example)
         tail = _DELETED_TAIL.match(words[2] if len(words) > 2 else "")
         if tail is None:
             raise UsageError(f"Say `{verb} <table> deleted [where <condition>]{extra}`.", example)
@@ -152,6 +173,7 @@ PARSERS: dict[str, Parser] = {
     "query": _query,
     "targets": _targets,
     "replica": _replica,
+    "backup": _backup,
     "diff": _diff,
     "deps": _deleted("deps", "deps"),
     "gap": _deleted("gap", "gap"),
@@ -161,6 +183,8 @@ HELP: list[tuple[str, str]] = [
     ("query <target> <SQL>", "read-only SQL on a replica or backup target (never production)"),
     ("targets", "the configured targets and their roles"),
     ("replica up <backup> [tables…]", "provision a replica from a configured backup"),
+    ("replica up from <target> [tables…]", "a replica copied straight from a live replica (one consistent snapshot)"),
+    ("backup verify <backup>", "is the backup any good? rows live has from before it that it lacks (yellow flags)"),
     ("diff <table> [where <condition>]", "backup vs live: rows deleted, added, changed"),
     ("deps <table> deleted [where …]", "the rows that depend on the deleted ones"),
     ("gap <table> deleted [where …]", "rows the backup cannot give back (each raises a yellow flag)"),
