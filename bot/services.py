@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.approvals.service import Policy, ProposalService
+from bot.approvals.execution import Policy, ProposalService
 from bot.config import Settings
 from bot.restore_work.jobs import RestoreJobs
 from bot.scribe.incidents import IncidentService

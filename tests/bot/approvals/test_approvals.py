@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from bot.approvals.service import Policy, ProposalService, Verdict, sql_sha256
+from bot.approvals.execution import Policy, ProposalService, Verdict, sql_sha256
 from bot.errors import UsageError
 from bot.localslack.standin import LocalSlack
 from bot.scribe.incidents import IncidentService

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.approvals.service import Policy, ProposalService, Verdict
+from bot.approvals.execution import Policy, ProposalService, Verdict
 from bot.scribe.incidents import IncidentService
 from bot.store import Store, upgrade
 from tests.bot.approvals.test_approvals import (  # noqa: F401 - target_db is a fixture
@@ -31,7 +31,7 @@ from tests.pg import PgServer
 ROOT = Path(__file__).resolve().parents[3]
 CHILD = """
 import json, os, sys, time
-from bot.approvals.service import Policy, ProposalService
+from bot.approvals.execution import Policy, ProposalService
 from bot.store import Store
 from restore.targets import Target
 

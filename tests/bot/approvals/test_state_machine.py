@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from bot.approvals.service import Verdict
+from bot.approvals.execution import Verdict
 from bot.config import Settings
 from bot.scribe.incidents import IncidentService
 from bot.services import Services
