@@ -17,7 +17,7 @@ Clock = Callable[[], datetime]
 SYSTEM_USER = "rewind"  # the author of entries no person caused: supersessions, expiries, execution outcomes
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # identity semantics, and no repr that could print the store URL
 class Context:
     """Mutable on purpose: the composition root wires `group_members` once Slack is up, tests swap the policy."""
 
