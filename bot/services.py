@@ -3,7 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.approvals.service import Policy, ProposalService
+from bot.approvals.policy import Policy
+from bot.approvals.service import ProposalService
 from bot.config import Settings
 from bot.restore_work.jobs import RestoreJobs
 from bot.scribe.incidents import IncidentService

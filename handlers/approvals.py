@@ -12,7 +12,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals.service import Decision, ProposalView, Verdict
+from bot.approvals.views import Decision, ProposalView, Verdict
 from bot.services import Services
 from handlers.blocks import Block, context, header, section
 from handlers.slackio import fetch_message

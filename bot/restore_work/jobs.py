@@ -28,7 +28,8 @@ from typing import Any, Protocol
 from psycopg import sql
 from sqlalchemy import select
 
-from bot.approvals.service import ProposalService, ProposalView, Verdict
+from bot.approvals.service import ProposalService
+from bot.approvals.views import ProposalView, Verdict
 from bot.config import Settings
 from bot.errors import ConfigError, UsageError
 from bot.scribe.incidents import require_incident

@@ -11,7 +11,10 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from bot.approvals.service import Policy, ProposalService, Verdict, sql_sha256
+from bot.approvals.execution import record_xid
+from bot.approvals.policy import Policy, sql_sha256
+from bot.approvals.service import ProposalService
+from bot.approvals.views import Verdict
 from bot.errors import UsageError
 from bot.localslack.standin import LocalSlack
 from bot.scribe.incidents import IncidentService
@@ -206,7 +209,7 @@ def test_reconcile_resolves_from_the_target_and_never_reruns(
     # The process ran the SQL and committed, then died before recording the outcome: simulate with the runner.
     from restore import apply
 
-    apply.execute(service.target("prod"), FIX, on_xid=lambda xid: service._record_xid(committed.id, xid))
+    apply.execute(service.target("prod"), FIX, on_xid=lambda xid: record_xid(store, committed.id, xid))
     assert runs(target_db) == 1
 
     lost = service.propose(CHANNEL, "prod", "UPDATE runs SET n = n + 100", PROPOSER).proposal

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.approvals.service import Policy, ProposalService, Verdict
+from bot.approvals.policy import Policy
+from bot.approvals.service import ProposalService
+from bot.approvals.views import Verdict
 from bot.scribe.incidents import IncidentService
 from bot.store import Store, upgrade
 from tests.bot.approvals.test_approvals import (  # noqa: F401 - target_db is a fixture
@@ -31,7 +33,9 @@ from tests.pg import PgServer
 ROOT = Path(__file__).resolve().parents[3]
 CHILD = """
 import json, os, sys, time
-from bot.approvals.service import Policy, ProposalService
+from bot.approvals import execution
+from bot.approvals.policy import Policy
+from bot.approvals.service import ProposalService
 from bot.store import Store
 from restore.targets import Target
 
@@ -40,17 +44,17 @@ targets = {name: Target.model_validate(spec) for name, spec in json.loads(os.env
 service = ProposalService(store, lambda: targets, Policy())
 window = os.environ["WINDOW"]
 if window == "before commit":  # the xid is in the store; COMMIT has not been sent
-    record = service._record_xid
-    def hold_after_xid(proposal_id, xid):
-        record(proposal_id, xid)
+    record = execution.record_xid
+    def hold_after_xid(store, proposal_id, xid):
+        record(store, proposal_id, xid)
         print("in window", flush=True)
         time.sleep(60)
-    service._record_xid = hold_after_xid
+    execution.record_xid = hold_after_xid
 else:  # COMMIT is done; the outcome is not recorded yet
-    def hold_before_report(proposal_id, **kwargs):
+    def hold_before_report(ctx, proposal_id, **kwargs):
         print("in window", flush=True)
         time.sleep(60)
-    service._finish = hold_before_report
+    execution._finish = hold_before_report
 service.execute(int(sys.argv[1]))
 """
 

@@ -12,9 +12,10 @@ from bot.grammar.restore import BackupVerify, ReplicaUp
 
 NOW = datetime(2026, 1, 22, 12, 0, tzinfo=UTC)
 PARIS = ZoneInfo("Europe/Paris")
+UTC_ZONE = ZoneInfo("UTC")
 
 
-def parse(text: str, zone: ZoneInfo = ZoneInfo("UTC")) -> object:
+def parse(text: str, zone: ZoneInfo = UTC_ZONE) -> object:
     return parse_command(text, now=NOW, zone=zone, slash="/inc")
 
 
