@@ -12,12 +12,10 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.errors import UsageError
 from bot.grammar import restore as grammar
 from bot.services import Services
 from handlers.blocks import Reply
 from handlers.restore_views import SlackNotifier
-from restore.guard import require_read_only
 from restore.targets import TargetRole
 
 Handler = Callable[[Services, WebClient, Any, Any], Reply]
@@ -57,23 +55,11 @@ def _replica_up(services: Services, client: WebClient, inv: Any, cmd: grammar.Re
 
 
 def _diff(services: Services, client: WebClient, inv: Any, cmd: grammar.Diff) -> Reply:
-    sides = services.jobs.targets.sides(inv.channel_id)
-    if cmd.where:
-        _where_is_read_only(services, cmd.table, cmd.where)
-        if sides.live_read.role is TargetRole.PRODUCTION:
-            raise UsageError(
-                "A `where` typed in Slack only runs on replica and backup targets, and a diff applies it to live "
-                "too. Set REWIND_LIVE_REPLICA_TARGET to a replica of production, or ask "
-                f"`/inc deps {cmd.table} deleted where …` (which reads live by key only).",
-                f"/inc diff {cmd.table}",
-            )
     services.jobs.diff(inv.channel_id, inv.user_id, cmd.table, cmd.where)
     return Reply(f":hourglass_flowing_sand: Comparing {cmd.table}; progress in the channel.")
 
 
 def _deleted(services: Services, client: WebClient, inv: Any, cmd: grammar.Deleted) -> Reply:
-    if cmd.where:
-        _where_is_read_only(services, cmd.table, cmd.where)
     jobs = services.jobs
     if cmd.name == "deps":
         jobs.deps(inv.channel_id, inv.user_id, cmd.table, cmd.where)
@@ -92,11 +78,6 @@ def _deleted(services: Services, client: WebClient, inv: Any, cmd: grammar.Delet
             command,
         )
     return Reply(f":hourglass_flowing_sand: Working on {cmd.table}; progress in the channel.")
-
-
-def _where_is_read_only(services: Services, table: str, where: str) -> None:
-    """Refuse at once what the parser refuses (the job also runs it in a READ ONLY transaction)."""
-    require_read_only(f"SELECT 1 FROM {table} WHERE ({where})")
 
 
 def _propose(services: Services, client: WebClient, inv: Any, cmd: grammar.Propose) -> Reply:

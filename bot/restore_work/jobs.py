@@ -1,9 +1,10 @@
 """Restore work from the channel: read-only queries, replicas, diffs, deps, gaps and plans.
 
-Each public method checks at once what a caller can get wrong (the incident, the targets, the parser's verdict) and
-raises a `RewindError` saying what to do; the slow part then runs in the background (`background.py`), reports in the
-channel through the `Notifier` in plain values, and records its figures as a `restore` timeline entry. Which databases
-are compared is `targets.py`'s rule; proposals, their execution and verification are `proposals.py`'s.
+Each public method checks at once what a caller can get wrong (the incident, the targets, the parser's verdict, the
+rule that a `where` never runs on production) and raises a `RewindError` saying what to do. The slow part then runs
+in the background (`background.py`), reports in the channel through the `Notifier` in plain values, and records its
+figures as a `restore` timeline entry. Which databases are compared is `targets.py`'s rule; proposals, their
+execution and verification are `proposals.py`'s.
 """
 
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from bot.config import Settings
 from bot.restore_work.background import Background
 from bot.restore_work.notifier import Notifier, QueryAnswer
 from bot.restore_work.proposals import ProposalFlow
-from bot.restore_work.targets import RestoreTargets, Sides
+from bot.restore_work.targets import RestoreTargets, Sides, check_where
 from bot.scribe.incidents import require_incident
 from bot.scribe.timeline import TimelineService
 from bot.store.models import Entry, EntryKind, EntrySource
@@ -77,14 +78,17 @@ class RestoreJobs:
 
     def diff(self, channel: str, user: str, table: str, where: str | None) -> Future[None]:
         sides = self.targets.sides(channel)
+        check_where(sides, table, where, on_live=True)
         return self.background.submit(self._diff, channel, user, sides, table, where)
 
     def deps(self, channel: str, user: str, table: str, where: str | None) -> Future[None]:
         sides = self.targets.sides(channel)
+        check_where(sides, table, where, on_live=False)
         return self.background.submit(self._deps, channel, user, sides, table, where)
 
     def gap(self, channel: str, user: str, table: str, where: str | None) -> Future[None]:
         sides = self.targets.sides(channel)
+        check_where(sides, table, where, on_live=False)
         return self.background.submit(self._gap, channel, user, sides, table, where)
 
     def plan(
@@ -100,6 +104,7 @@ class RestoreJobs:
     ) -> Future[None]:
         """A restore plan for the deleted rows of `table`, posted as a proposal; `command` is recorded in its SQL."""
         sides = self.targets.sides(channel)
+        check_where(sides, table, where, on_live=False)
         return self.background.submit(
             self._plan, channel, user, user_name, sides, table, where, with_dependents, revert, command
         )

@@ -6,6 +6,12 @@ The rule `sides()` applies:
 - *live*: REWIND_LIVE_TARGET, else the only `production` target. Proposals aim at it, and it is read by key only;
 - *live_read*: where a diff's `where` runs on the live side: the `replica` named by REWIND_LIVE_REPLICA_TARGET, else
   live itself.
+
+A `where` typed by a person never runs on production (`check_where`): it runs only on replica and backup targets, in
+READ ONLY transactions, after the parser classified it read-only. deps, gap and plan evaluate it on the backup alone
+and look live rows up by key, with SQL Rewind writes itself; a diff evaluates it on both sides, so it needs
+REWIND_LIVE_REPLICA_TARGET. The rule is here, in the service every caller goes through (Slack, the shell, an agent),
+not in a handler.
 """
 
 from dataclasses import dataclass
@@ -20,7 +26,10 @@ from bot.store.models import Entry, EntryKind
 from bot.store.session import Store
 from restore import replica as replicas
 from restore.errors import RewindError
+from restore.guard import require_read_only
 from restore.targets import Target, TargetRole, require_role
+
+WHERE_ROLES = (TargetRole.REPLICA, TargetRole.BACKUP)  # the only targets a typed `where` may run on
 
 
 @dataclass(frozen=True)
@@ -126,4 +135,24 @@ class RestoreTargets:
         return None
 
 
-__all__ = ["RestoreTargets", "Sides"]
+def check_where(sides: Sides, table: str, where: str | None, *, on_live: bool) -> None:
+    """Refuse a `where` that would run on anything but a replica or a backup, or that the parser does not classify as
+    read-only. `on_live`: the operation evaluates it on the live side too (a diff), not only on the backup."""
+    if where is None or not where.strip():
+        return
+    require_read_only(f"SELECT 1 FROM {table} WHERE ({where})")  # the READ ONLY transaction comes on top, in the job
+    if on_live and sides.live_read.role not in WHERE_ROLES:
+        raise UsageError(
+            "A `where` typed in Slack only runs on replica and backup targets, and a diff applies it to live "
+            "too. Set REWIND_LIVE_REPLICA_TARGET to a replica of production, or ask "
+            f"`/inc deps {table} deleted where …` (which reads live by key only).",
+            f"/inc diff {table}",
+        )
+    if sides.backup.role not in WHERE_ROLES:  # sides() never picks one; Sides built any other way is checked too
+        raise UsageError(
+            f"A `where` only runs on replica and backup targets, and {sides.backup.name} is a "
+            f"{sides.backup.role.value} target. Name a backup or replica target in REWIND_BACKUP_TARGET."
+        )
+
+
+__all__ = ["WHERE_ROLES", "RestoreTargets", "Sides", "check_where"]
