@@ -31,7 +31,7 @@ from restore.guard import require_read_only
 from restore.keys import ROOTS_LIMIT, deleted_roots
 from restore.plan import make_plan
 from restore.query import run_read_only
-from restore.targets import Target, mask_dsn
+from restore.targets import Target, TargetRole, mask_dsn, require_role
 
 CSV_MAX_ROWS = 10_000
 MAX_GAP_FLAGS = 25  # one yellow flag per row up to this; one more flag sums up the rest
@@ -66,7 +66,9 @@ class RestoreJobs:
     # --- jobs: checked now, run in the background ---------------------------------------------------------------
 
     def query(self, channel: str, user: str, target: Target, sql_text: str) -> Future[None]:
-        """A read-only query on a replica or backup target: the parser's verdict now, the READ ONLY run later."""
+        """A read-only query on a replica or backup target: its role and the parser's verdict now, the READ ONLY run
+        later."""
+        require_role(target, TargetRole.REPLICA, TargetRole.BACKUP)
         require_read_only(sql_text)
         return self.background.submit(self._query, channel, user, target, sql_text)
 

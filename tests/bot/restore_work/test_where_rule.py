@@ -7,7 +7,7 @@ the replica have, so a condition calling it would fail if it ever ran there.
 import pytest
 
 from bot.errors import UsageError
-from restore.errors import RewindError
+from restore.errors import RewindError, TargetError
 from restore.guard import QueryRefused
 from tests.bot.restore_work.conftest import ALICE, CHANNEL, Make
 
@@ -59,4 +59,14 @@ def test_a_where_that_writes_is_refused_at_once(make_services: Make, operation: 
             jobs.plan(CHANNEL, ALICE, "alice", "products", where, False, [], "/inc plan products")
         else:
             getattr(jobs, operation)(CHANNEL, ALICE, "products", where)
+    assert notifier.calls == []
+
+
+def test_a_query_never_runs_on_production_whoever_asks(make_services: Make) -> None:
+    services, notifier = make_services()
+    production = services.settings.all_targets()["prod"]
+    with pytest.raises(TargetError, match="production"):
+        services.jobs.query(CHANNEL, ALICE, production, "SELECT 1")
+    with pytest.raises(UsageError, match="never runs there"):
+        services.jobs.targets.query_target("prod")
     assert notifier.calls == []
