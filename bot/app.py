@@ -9,7 +9,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.scribe.names import UserDirectory, name_from_profile
 from bot.services import Services
-from handlers import approvals, commands, messages, postmortem, reactions, shortcuts
+from handlers import approvals, commands, messages, postmortem, reactions, restore, shortcuts
 
 LISTENER_THREADS = 32
 LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests; never used with real Slack
@@ -46,7 +46,7 @@ def build_app(
     )
     services.names = UserDirectory(lambda user_id: _lookup_name(app.client, user_id))
     services.approvals.group_members = lambda group: app.client.usergroups_users_list(usergroup=group)["users"]
-    for module in (commands, reactions, approvals, messages, shortcuts, postmortem):
+    for module in (commands, reactions, approvals, restore, messages, shortcuts, postmortem):
         module.register(app, services)
     reactions.register_unmatched(app)  # last: Bolt runs the first listener that matches
     return app

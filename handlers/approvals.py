@@ -1,4 +1,4 @@
-"""✅ / ❌ on a proposal message, and its Approve / Reject buttons; the Slack side of restore jobs (`SlackNotifier`).
+"""✅ / ❌ on a proposal message, and its Approve / Reject buttons; how a proposal message looks.
 
 Listeners are thin: find the proposal the message carries, ask `services.approvals`, then render. Reactions that
 count for nothing get an ephemeral explanation. The decision itself (and who executes) is the store's.
@@ -38,7 +38,6 @@ EXPLAINED = (Verdict.PROPOSER, Verdict.NOT_ELIGIBLE, Verdict.NOT_PENDING, Verdic
 
 
 def register(app: App, services: Services) -> None:
-    services.jobs.bind(SlackNotifier(app.client))
     settings = services.settings
     ours = {settings.emoji_approve, settings.emoji_reject}
 
@@ -70,7 +69,7 @@ def register(app: App, services: Services) -> None:
             return
         decision = services.approvals.revoke(proposal.id, event["user"], event_id=body.get("event_id"))
         if decision.verdict is Verdict.REVOKED and decision.proposal is not None:
-            services.jobs.decided(decision.verdict, decision.proposal)
+            services.jobs.proposals.decided(decision.verdict, decision.proposal)
 
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
@@ -112,49 +111,7 @@ def _after(services: Services, client: WebClient, channel: str, user: str, decis
             log.info("explanation not delivered: %s", exc.response.get("error"))
         return
     if decision.changed and decision.proposal is not None:
-        services.jobs.decided(decision.verdict, decision.proposal)
-
-
-class SlackNotifier:
-    """`bot.restore_work.jobs.Notifier` over the Web API."""
-
-    def __init__(self, client: WebClient) -> None:
-        self.client = client
-
-    def post(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
-        text = mask_dsn(text)
-        response = self.client.chat_postMessage(channel=channel, text=text, thread_ts=thread_ts, blocks=[section(text)])
-        return str(response["ts"])
-
-    def update(self, channel: str, ts: str, text: str) -> None:
-        text = mask_dsn(text)
-        self.client.chat_update(channel=channel, ts=ts, text=text, blocks=[section(text)])
-
-    def upload(
-        self, channel: str, filename: str, content: str, *, thread_ts: str | None = None, comment: str | None = None
-    ) -> None:
-        self.client.files_upload_v2(
-            channel=channel, content=content, filename=filename, thread_ts=thread_ts, initial_comment=comment
-        )
-
-    def tell(self, channel: str, user: str, text: str) -> None:
-        self.client.chat_postEphemeral(channel=channel, user=user, text=mask_dsn(text))
-
-    def show_proposal(self, proposal: ProposalView) -> str | None:
-        text, blocks = proposal_message(proposal)
-        if proposal.message_ts:
-            self.client.chat_update(channel=proposal.channel_id, ts=proposal.message_ts, text=text, blocks=blocks)
-            return proposal.message_ts
-        ts = str(self.client.chat_postMessage(channel=proposal.channel_id, text=text, blocks=blocks)["ts"])
-        if len(proposal.sql_text) > INLINE_SQL_CHARS:
-            self.upload(
-                proposal.channel_id,
-                f"proposal-{proposal.number}-{proposal.short_hash}.sql",
-                proposal.sql_text,
-                thread_ts=ts,
-                comment=f"The exact SQL of proposal #{proposal.number} (sha256 {proposal.sql_sha256}).",
-            )
-        return ts
+        services.jobs.proposals.decided(decision.verdict, decision.proposal)
 
 
 def proposal_message(p: ProposalView) -> tuple[str, list[Block]]:

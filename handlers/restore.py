@@ -1,21 +1,21 @@
 """Slash command handlers for restore work (queries, diffs, plans, proposals); merged into handlers.commands.
 
-Each handler checks what can be checked at once (the parser's read-only verdict, the target and its role, the
-incident, which backup and live targets apply), then hands the work to `services.jobs` and acknowledges. Results
-arrive in the channel: a progress message updated in a thread, the proposal message, or an ephemeral error.
+Each handler asks `services.jobs`, which checks at once what can be checked (the parser's read-only verdict, the
+target and its role, the incident, which backup and live targets apply) and runs the rest in the background. A
+refusal comes back as an ephemeral error; results arrive in the channel through `SlackNotifier`
+(handlers/restore_views.py): a progress message updated in a thread, the proposal message.
 """
 
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.errors import UsageError
 from bot.grammar import restore as grammar
-from bot.scribe.incidents import require_incident
 from bot.services import Services
 from handlers.blocks import Reply
-from restore.guard import require_read_only
+from handlers.restore_views import SlackNotifier
 from restore.targets import TargetRole
 
 Handler = Callable[[Services, WebClient, Any, Any], Reply]
@@ -27,20 +27,19 @@ _ROLE_NOTES = {
 }
 
 
-def _in_incident(services: Services, channel_id: str) -> None:
-    with services.store.transaction() as session:
-        require_incident(session, channel_id)
+def register(app: App, services: Services) -> None:
+    """Restore jobs speak in the channel through the app's Web API client."""
+    services.jobs.bind(SlackNotifier(app.client))
 
 
 def _query(services: Services, client: WebClient, inv: Any, cmd: grammar.Query) -> Reply:
-    target = services.jobs.query_target(cmd.target)
-    require_read_only(cmd.sql)  # the parser's verdict now; the READ ONLY transaction in the job
-    services.jobs.submit(services.jobs.query, inv.channel_id, inv.user_id, target, cmd.sql)
+    target = services.jobs.targets.query_target(cmd.target)
+    services.jobs.query(inv.channel_id, inv.user_id, target, cmd.sql)
     return Reply(f":mag: Running on {target.name} ({target.role.value}), read-only…")
 
 
 def _targets(services: Services, client: WebClient, inv: Any, cmd: grammar.Targets) -> Reply:
-    targets = services.jobs.targets()
+    targets = services.jobs.targets.listed()
     if not targets:
         return Reply('No targets are configured. Set REWIND_TARGETS to {"name": {"dsn": "…", "role": "replica"}}.')
     lines = [f"• `{t.name}` — {t.role.value} ({_ROLE_NOTES[t.role]})" for t in targets]
@@ -51,44 +50,27 @@ def _targets(services: Services, client: WebClient, inv: Any, cmd: grammar.Targe
 
 
 def _replica_up(services: Services, client: WebClient, inv: Any, cmd: grammar.ReplicaUp) -> Reply:
-    _in_incident(services, inv.channel_id)
-    dump = services.jobs.backup_dump(cmd.backup)
-    services.jobs.submit(services.jobs.replica_up, inv.channel_id, inv.user_id, cmd.backup, dump, cmd.tables)
+    services.jobs.replica_up(inv.channel_id, inv.user_id, cmd.backup, cmd.tables)
     return Reply(f":hourglass_flowing_sand: Provisioning a replica from {cmd.backup}; progress in the channel.")
 
 
 def _diff(services: Services, client: WebClient, inv: Any, cmd: grammar.Diff) -> Reply:
-    sides = services.jobs.sides(inv.channel_id)
-    if cmd.where:
-        _where_is_read_only(services, cmd.table, cmd.where)
-        if sides.live_read.role is TargetRole.PRODUCTION:
-            raise UsageError(
-                "A `where` typed in Slack only runs on replica and backup targets, and a diff applies it to live "
-                "too. Set REWIND_LIVE_REPLICA_TARGET to a replica of production, or ask "
-                f"`/inc deps {cmd.table} deleted where …` (which reads live by key only).",
-                f"/inc diff {cmd.table}",
-            )
-    services.jobs.submit(services.jobs.diff, inv.channel_id, inv.user_id, sides, cmd.table, cmd.where)
+    services.jobs.diff(inv.channel_id, inv.user_id, cmd.table, cmd.where)
     return Reply(f":hourglass_flowing_sand: Comparing {cmd.table}; progress in the channel.")
 
 
 def _deleted(services: Services, client: WebClient, inv: Any, cmd: grammar.Deleted) -> Reply:
-    sides = services.jobs.sides(inv.channel_id)
-    if cmd.where:
-        _where_is_read_only(services, cmd.table, cmd.where)
     jobs = services.jobs
     if cmd.name == "deps":
-        jobs.submit(jobs.deps, inv.channel_id, inv.user_id, sides, cmd.table, cmd.where)
+        jobs.deps(inv.channel_id, inv.user_id, cmd.table, cmd.where)
     elif cmd.name == "gap":
-        jobs.submit(jobs.gap, inv.channel_id, inv.user_id, sides, cmd.table, cmd.where)
+        jobs.gap(inv.channel_id, inv.user_id, cmd.table, cmd.where)
     else:
         command = f"/inc plan {cmd.table} deleted" + (f" where {cmd.where}" if cmd.where else "")
-        jobs.submit(
-            jobs.plan,
+        jobs.plan(
             inv.channel_id,
             inv.user_id,
             inv.user_name,
-            sides,
             cmd.table,
             cmd.where,
             cmd.with_dependents,
@@ -98,16 +80,9 @@ def _deleted(services: Services, client: WebClient, inv: Any, cmd: grammar.Delet
     return Reply(f":hourglass_flowing_sand: Working on {cmd.table}; progress in the channel.")
 
 
-def _where_is_read_only(services: Services, table: str, where: str) -> None:
-    """Refuse at once what the parser refuses (the job also runs it in a READ ONLY transaction)."""
-    require_read_only(f"SELECT 1 FROM {table} WHERE ({where})")
-
-
 def _propose(services: Services, client: WebClient, inv: Any, cmd: grammar.Propose) -> Reply:
-    _in_incident(services, inv.channel_id)
-    target = services.approvals.target(cmd.target)
-    services.jobs.submit(services.jobs.propose, inv.channel_id, inv.user_id, inv.user_name, target.name, cmd.sql)
-    return Reply(f":hourglass_flowing_sand: Dry-running your SQL on {target.name} (rolled back); the proposal follows.")
+    services.jobs.proposals.propose(inv.channel_id, inv.user_id, inv.user_name, cmd.target, cmd.sql)
+    return Reply(f":hourglass_flowing_sand: Dry-running your SQL on {cmd.target} (rolled back); the proposal follows.")
 
 
 HANDLERS: dict[type, Handler] = {
