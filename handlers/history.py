@@ -15,7 +15,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import RewindError
 from bot.grammar.commands import ImportHistory
-from bot.importing.importer import ChannelInfo, HistoryImporter, SlackMessage
+from bot.importing.messages import ChannelInfo, SlackMessage
+from bot.importing.rules import HistoryImporter
 from bot.services import Services
 from handlers.blocks import Reply
 

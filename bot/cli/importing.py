@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.config import Settings
-from bot.importing.importer import HistoryImporter, read_slack_export
+from bot.importing.export import read_slack_export
+from bot.importing.rules import HistoryImporter
 from bot.store import Store
 
 SettingsLoader = Callable[[], Settings]

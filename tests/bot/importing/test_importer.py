@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from bot.config import Settings
-from bot.importing.importer import HistoryImporter, ImportResult, MalformedExportError, read_slack_export
+from bot.importing.export import MalformedExportError, read_slack_export
+from bot.importing.rules import HistoryImporter, ImportResult
 from bot.scribe.incidents import IncidentService
 from bot.scribe.timeline import MessageRef, TimelineService
 from bot.store import Store

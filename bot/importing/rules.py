@@ -1,7 +1,7 @@
 """History import: the scribe's rules applied to a channel's past messages (a Slack export or the live history).
 
-Slack-free: callers hand over plain pydantic models of Slack messages (`SlackMessage`), the channel (`ChannelInfo`)
-and a way to name users. The rules are the live bot's:
+Slack-free: callers hand over plain pydantic models of Slack messages (`bot.importing.messages`), the channel and a
+way to name users. The rules are the live bot's:
 - 📌 on a message makes a note with the message's own time (a leading `10:42`/`~10:42` dates it) and author;
   🟡 raises a yellow flag. The reactor is the first user in the reaction's `users`.
 - `/inc …` typed as text is a command the bot never saw (Slack does not post a slash command it delivers), so it is
@@ -13,26 +13,21 @@ Importing twice changes nothing: every entry made from a message carries a dedup
 channel and ts (`entries.dedupe_key`), so a second import finds it and counts it as already present.
 """
 
-import io
-import json
-import re
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
 from bot.errors import RewindError, UsageError
 from bot.grammar import commands as grammar
-from bot.grammar.times import slack_ts_to_datetime, split_leading_time
+from bot.grammar.times import split_leading_time
+from bot.importing.messages import ChannelInfo, SlackMessage
+from bot.importing.receipts import command_signature, confirmation
 from bot.scribe.incidents import IncidentService, require_incident
-from bot.scribe.names import name_from_profile
 from bot.scribe.runofshow import mention
 from bot.scribe.timeline import MessageRef, TimelineService, dedupe_key
 from bot.store.models import Entry, EntryKind, EntrySource, Flag, FlagStatus, Task, TaskKind
@@ -40,129 +35,10 @@ from bot.store.session import Store
 from bot.store.types import utcnow
 
 Clock = Callable[[], datetime]
-M = TypeVar("M", bound="_Model")
 NameOf = Callable[[str], str]
 
-_TS = re.compile(r"^\d{1,12}(?:\.\d{1,6})?$")
 # Messages that say something. Joins, topic changes, deletions and the like are not part of the story.
 CONTENT_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message", "bot_message"})
-
-
-class MalformedExportError(RewindError):
-    """A Slack export that cannot be read; the message names the file and what is wrong with it."""
-
-
-# --- the wire shapes (an export's JSON and the Web API's messages are the same objects) ------------------------
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Reaction(_Model):
-    name: str
-    users: list[str] = Field(default_factory=list)
-
-
-class FileRef(_Model):
-    name: str | None = None
-    title: str | None = None
-
-
-class BotProfile(_Model):
-    name: str | None = None
-
-
-class SlackMessage(_Model):
-    ts: str
-    type: str = "message"
-    subtype: str | None = None
-    user: str | None = None
-    bot_id: str | None = None
-    username: str | None = None
-    bot_profile: BotProfile | None = None
-    text: str = ""
-    thread_ts: str | None = None
-    reactions: list[Reaction] = Field(default_factory=list)
-    files: list[FileRef] = Field(default_factory=list)
-
-    @field_validator("ts")
-    @classmethod
-    def _ts(cls, value: str) -> str:
-        if not _TS.match(value):
-            raise ValueError(f"{value!r} is not a Slack timestamp like 1769078520.000100")
-        return value
-
-    @property
-    def key(self) -> tuple[int, int]:
-        seconds, _, micros = self.ts.partition(".")
-        return int(seconds), int(micros.ljust(6, "0"))
-
-    @property
-    def posted(self) -> datetime:
-        return slack_ts_to_datetime(self.ts)
-
-    @property
-    def is_bot(self) -> bool:
-        return bool(self.bot_id) or self.subtype == "bot_message"
-
-    @property
-    def author_id(self) -> str:
-        return self.user or self.bot_id or "unknown"
-
-    def reactors(self, emoji: str) -> list[str]:
-        return next((r.users for r in self.reactions if r.name == emoji), [])
-
-    def full_text(self) -> str:
-        """The current text (exports and the API both carry the edited text), with attached files named."""
-        names = [f.name or f.title or "file" for f in self.files]
-        if not names:
-            return self.text
-        label = ("File: " if len(names) == 1 else "Files: ") + ", ".join(names)
-        return f"{self.text} ({label[0].lower()}{label[1:]})" if self.text.strip() else label
-
-
-class TextValue(_Model):
-    value: str = ""
-
-
-class ChannelInfo(_Model):
-    id: str
-    name: str
-    created: int = 0
-    creator: str | None = None
-    topic: TextValue | None = None
-    purpose: TextValue | None = None
-
-    @property
-    def title(self) -> str:
-        for text in (self.purpose, self.topic):
-            if text is not None and text.value.strip():
-                return text.value.strip()
-        return self.name
-
-
-class SlackUser(_Model):
-    id: str
-    name: str | None = None
-    real_name: str | None = None
-    profile: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def display(self) -> str:
-        return name_from_profile(self.model_dump()) or self.id
-
-
-@dataclass(frozen=True)
-class ChannelHistory:
-    """Everything an import needs, read and validated before anything is written."""
-
-    channel: ChannelInfo
-    messages: list[SlackMessage]
-    names: dict[str, str]
-
-    def name_of(self, user_id: str) -> str:
-        return self.names.get(user_id, user_id)
 
 
 @dataclass
@@ -202,50 +78,6 @@ class ImportResult:
             "declared": self.declared,
             "skipped": self.skipped,
         }
-
-
-# --- the bot's confirmations, and the same shape for a typed command --------------------------------------------
-
-_CONFIRMATIONS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]], ...] = (
-    (re.compile(r"^:pushpin: Noted: `[^`]*` (?P<text>.*) — [^—]+$", re.S), lambda m: f"note|{m['text']}"),
-    (re.compile(r"^:large_yellow_circle: Yellow flag \d+ raised: (?P<text>.*)$", re.S), lambda m: f"flag|{m['text']}"),
-    (re.compile(r"^:large_yellow_circle: Yellow flag \d+ raised from this message\.$"), lambda m: None),
-    (
-        re.compile(r"^:white_circle: Yellow flag (?P<n>\d+) resolved: (?P<text>.*)$", re.S),
-        lambda m: f"resolve|{m['n']}",
-    ),
-    (
-        re.compile(r"^:memo: (?P<kind>Impact|Cause|Question) recorded: (?P<text>.*)$", re.S),
-        lambda m: f"{m['kind'].lower()}|{m['text']}",
-    ),
-    (
-        re.compile(r"^:bust_in_silhouette: (?P<label>Assigned|Action item) \d+ to (?P<owner>\S+): (?P<text>.*)$", re.S),
-        lambda m: f"{'assign' if m['label'] == 'Assigned' else 'action'}|{m['owner']}|{m['text']}",
-    ),
-)
-
-
-def confirmation(text: str) -> tuple[bool, str | None]:
-    """(is one of the bot's confirmations, the signature of what it confirmed)."""
-    for pattern, signature in _CONFIRMATIONS:
-        match = pattern.match(text.strip())
-        if match:
-            return True, signature(match)
-    return False, None
-
-
-def command_signature(command: grammar.Command) -> str | None:
-    if isinstance(command, grammar.Note):
-        return f"note|{command.text}"
-    if isinstance(command, grammar.FlagRaise):
-        return f"flag|{command.text}"
-    if isinstance(command, grammar.FlagResolve):
-        return f"resolve|{command.number}"
-    if isinstance(command, grammar.SectionText):
-        return f"{command.name}|{command.text}"
-    if isinstance(command, grammar.TaskCreate):
-        return f"{command.name}|{mention(command.owner)}|{command.text}"
-    return None
 
 
 # --- the importer ------------------------------------------------------------------------------------------------
@@ -311,7 +143,7 @@ class HistoryImporter:
     def _import_message(
         self, channel_id: str, message: SlackMessage, name_of: NameOf, confirmed: set[str], result: ImportResult
     ) -> None:
-        author_name = name_of(message.author_id) if message.user else _bot_name(message)
+        author_name = name_of(message.author_id) if message.user else message.bot_name
         text, typed = message.full_text(), message.text.lstrip()
         slash = self.settings.slash_command
         recorded: set[EntryKind] = set()
@@ -476,100 +308,5 @@ def _chronological(messages: Iterable[SlackMessage]) -> list[SlackMessage]:
     return sorted(unique.values(), key=lambda m: m.key)
 
 
-def _bot_name(message: SlackMessage) -> str:
-    profile = message.bot_profile.name if message.bot_profile else None
-    return message.username or profile or message.author_id
-
-
 def _hhmm(when: datetime) -> str:
     return f"{when:%Y-%m-%d %H:%M} UTC"
-
-
-# --- a Slack workspace export ----------------------------------------------------------------------------------
-
-
-def read_slack_export(path: Path, channel: str) -> ChannelHistory:
-    """Read and validate one channel of a standard Slack export (a zip). Nothing is written here."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except FileNotFoundError as exc:
-        raise MalformedExportError(f"{path}: no such file. Give the path of the export's .zip.") from exc
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise MalformedExportError(f"{path}: not a zip file ({exc}). Give Slack's export .zip as downloaded.") from exc
-    with archive:
-        return _read_archive(path, archive, channel.lstrip("#"))
-
-
-def _read_archive(path: Path, archive: zipfile.ZipFile, wanted: str) -> ChannelHistory:
-    names = set(archive.namelist())
-    root = _export_root(path, names)
-    channels: list[ChannelInfo] = []
-    for listing in ("channels.json", "groups.json"):
-        if root + listing in names:
-            channels += _load_list(path, archive, root + listing, ChannelInfo)
-    channel = next((c for c in channels if wanted in (c.name, c.id)), None)
-    if channel is None:
-        known = ", ".join(sorted(c.name for c in channels)) or "none"
-        raise MalformedExportError(
-            f"{path}: no channel {wanted!r} in channels.json or groups.json (channels in this export: {known})."
-        )
-    users: list[SlackUser] = []
-    if root + "users.json" in names:
-        users = _load_list(path, archive, root + "users.json", SlackUser)
-    folder = f"{root}{channel.name}/"
-    days = sorted(n for n in names if n.startswith(folder) and n.endswith(".json") and "/" not in n[len(folder) :])
-    if not days and not any(n.startswith(folder) for n in names):
-        raise MalformedExportError(
-            f"{path}: channel {channel.name!r} is listed but its folder {channel.name}/ is missing from the export."
-        )
-    messages: list[SlackMessage] = []
-    for day in days:  # daily files sort by date; messages are ordered by ts afterwards, across midnight
-        messages += _load_list(path, archive, day, SlackMessage, skip_non_messages=True)
-    return ChannelHistory(channel, messages, {u.id: u.display for u in users})
-
-
-def _export_root(path: Path, names: set[str]) -> str:
-    """Exports have their JSON at the top; tolerate one enclosing folder (a re-zipped export)."""
-    for listing in ("channels.json", "groups.json"):
-        for name in sorted(names, key=len):
-            if PurePosixPath(name).name == listing and name.count("/") <= 1:
-                return name[: -len(listing)]
-    raise MalformedExportError(
-        f"{path}: neither channels.json nor groups.json is in the zip. Is this a Slack workspace export?"
-    )
-
-
-def _load_list(
-    path: Path, archive: zipfile.ZipFile, name: str, model: type[M], *, skip_non_messages: bool = False
-) -> list[M]:
-    try:
-        with archive.open(name) as handle:
-            raw = json.load(io.TextIOWrapper(handle, encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MalformedExportError(f"{path}: {name} is not valid JSON: {exc.msg} at line {exc.lineno}.") from exc
-    except (UnicodeDecodeError, zipfile.BadZipFile, OSError) as exc:
-        raise MalformedExportError(f"{path}: {name} cannot be read: {exc}.") from exc
-    if not isinstance(raw, list):
-        raise MalformedExportError(f"{path}: {name} should hold a JSON list, not {type(raw).__name__}.")
-    items: list[M] = []
-    for index, item in enumerate(raw):
-        if skip_non_messages and isinstance(item, dict) and item.get("type", "message") != "message":
-            continue
-        try:
-            items.append(model.model_validate(item))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "item"
-            raise MalformedExportError(f"{path}: {name}, item {index + 1}: {where}: {first['msg']}.") from exc
-    return items
-
-
-__all__ = [
-    "ChannelHistory",
-    "ChannelInfo",
-    "HistoryImporter",
-    "ImportResult",
-    "MalformedExportError",
-    "SlackMessage",
-    "read_slack_export",
-]
