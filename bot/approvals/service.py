@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from bot.errors import NotFoundError, UsageError
 from bot.postmortem.build import ProposalSummary
-from bot.scribe.incidents import command_entry, require_incident
+from bot.scribe.entries import new_entry
+from bot.scribe.incidents import require_incident
 from bot.scribe.timeline import DuplicateEvent, claim_event
 from bot.store.models import (
     AuditLog,
@@ -267,7 +268,18 @@ class ProposalService:
                 "status": proposal.status,
                 "dry_run_rows": dry.get("rows_affected"),
             }
-            session.add(command_entry(incident, EntryKind.PROPOSAL, text, proposer_id, now, proposer_name, data))
+            session.add(
+                new_entry(
+                    incident,
+                    EntryKind.PROPOSAL,
+                    author=proposer_id,
+                    author_name=proposer_name,
+                    text=text,
+                    occurred_at=now,
+                    recorded_at=now,
+                    data=data,
+                )
+            )
             for old in superseded:
                 session.add(
                     _system_entry(
@@ -732,9 +744,9 @@ def _entry(
     data: dict[str, Any],
     source: EntrySource,
 ) -> Any:
-    entry = command_entry(incident, kind, text, user_id, now, None, data)
-    entry.source = source
-    return entry
+    return new_entry(
+        incident, kind, author=user_id, text=text, occurred_at=now, recorded_at=now, source=source, data=data
+    )
 
 
 def _system_entry(incident: Incident, kind: EntryKind, text: str, now: datetime, data: dict[str, Any]) -> Any:

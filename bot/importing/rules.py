@@ -6,7 +6,8 @@ way to name users. The rules are the live bot's:
   🟡 raises a yellow flag. The reactor is the first user in the reaction's `users`.
 - `/inc …` typed as text is a command the bot never saw (Slack does not post a slash command it delivers), so it is
   parsed with the /inc grammar and applied at the message's time. If the history also holds the bot's confirmation of
-  the same command, the bot did see it and the store already holds it: it is not applied again.
+  the same command (its metadata says which, `bot.importing.receipts`), the bot did see it and the store already
+  holds it: it is not applied again.
 - The bot's own messages (its confirmations, headers, progress) never become entries.
 
 Importing twice changes nothing: every entry made from a message carries a dedupe key derived from the message's
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
@@ -26,11 +26,12 @@ from bot.errors import RewindError, UsageError
 from bot.grammar import commands as grammar
 from bot.grammar.times import split_leading_time
 from bot.importing.messages import ChannelInfo, SlackMessage
-from bot.importing.receipts import command_signature, confirmation
-from bot.scribe.incidents import IncidentService, require_incident
-from bot.scribe.runofshow import mention
-from bot.scribe.timeline import MessageRef, TimelineService, dedupe_key
-from bot.store.models import Entry, EntryKind, EntrySource, Flag, FlagStatus, Task, TaskKind
+from bot.importing.receipts import UNKNOWN_BOT, BotIdentity, command_signature, own_messages
+from bot.scribe.entries import AlreadyRecorded, Origin, dedupe_key
+from bot.scribe.incidents import IncidentService
+from bot.scribe.runofshow import RunOfShowService
+from bot.scribe.timeline import MessageRef, TimelineService
+from bot.store.models import EntryKind, EntrySource, TaskKind
 from bot.store.session import Store
 from bot.store.types import utcnow
 
@@ -80,9 +81,6 @@ class ImportResult:
         }
 
 
-# --- the importer ------------------------------------------------------------------------------------------------
-
-
 class HistoryImporter:
     """Applies the scribe's rules to a channel's messages. Safe to run again: nothing already imported is redone."""
 
@@ -91,6 +89,7 @@ class HistoryImporter:
         self.settings = settings
         self.clock = clock
         self.timeline = TimelineService(store, clock)
+        self.runofshow = RunOfShowService(store, clock)
 
     def import_history(
         self,
@@ -98,29 +97,20 @@ class HistoryImporter:
         messages: Iterable[SlackMessage],
         name_of: NameOf,
         *,
-        bot_user_id: str | None = None,
-        bot_id: str | None = None,
+        bot: BotIdentity = UNKNOWN_BOT,
     ) -> ImportResult:
+        """`bot` names the ids the bot posts under, when known; its replies to commands are recognised without."""
         ordered = _chronological(messages)
         result = ImportResult(messages=len(ordered))
-        ours = [m for m in ordered if self._is_ours(m, bot_user_id, bot_id)]
-        confirmed = {sig for m in ours if (sig := confirmation(m.text)[1])}
-        result.bot_messages = len(ours)
-        ours_ts = {m.ts for m in ours}
+        ours = own_messages(ordered, bot)
+        result.bot_messages = len(ours.ts)
         result.declared = self._ensure_incident(channel, ordered, name_of)
         for message in ordered:
-            if message.ts not in ours_ts:
-                self._import_message(channel.id, message, name_of, confirmed, result)
+            if message.ts not in ours.ts:
+                self._import_message(channel.id, message, name_of, ours.confirmed, result)
         return result
 
     # --- rules
-
-    def _is_ours(self, message: SlackMessage, bot_user_id: str | None, bot_id: str | None) -> bool:
-        if bot_user_id and message.user == bot_user_id:
-            return True
-        if bot_id and message.bot_id == bot_id:
-            return True
-        return message.is_bot and confirmation(message.text)[0]
 
     def _ensure_incident(self, channel: ChannelInfo, ordered: Sequence[SlackMessage], name_of: NameOf) -> bool:
         incidents = IncidentService(self.store, self.clock)
@@ -141,7 +131,7 @@ class HistoryImporter:
         return True
 
     def _import_message(
-        self, channel_id: str, message: SlackMessage, name_of: NameOf, confirmed: set[str], result: ImportResult
+        self, channel_id: str, message: SlackMessage, name_of: NameOf, confirmed: frozenset[str], result: ImportResult
     ) -> None:
         author_name = name_of(message.author_id) if message.user else message.bot_name
         text, typed = message.full_text(), message.text.lstrip()
@@ -185,7 +175,7 @@ class HistoryImporter:
         message: SlackMessage,
         command_text: str,
         author_name: str,
-        confirmed: set[str],
+        confirmed: frozenset[str],
         result: ImportResult,
     ) -> set[EntryKind]:
         """Apply `/inc …` typed as a message; returns the message kinds (note, flag) it put on the timeline."""
@@ -235,68 +225,51 @@ class HistoryImporter:
         command: grammar.SectionText | grammar.FlagResolve | grammar.TaskCreate,
         author_name: str,
     ) -> bool:
-        """Impact/cause/question, a flag resolution or a task typed as text, once per message. True if created."""
+        """Impact/cause/question, a flag resolution or a task typed as text, once per message. True if created.
+
+        The scribe's own services apply it, as they do the live command, dated when the message was posted."""
         key_kind = {grammar.FlagResolve: "resolve"}.get(type(command), command.name)
-        key = dedupe_key(key_kind, channel_id, message.ts)
-        posted, author, now = message.posted, message.author_id, self.clock()
+        origin = Origin(channel_id, message.ts, dedupe_key(key_kind, channel_id, message.ts))
+        when, author, source = message.posted, message.author_id, EntrySource.IMPORT
         try:
-            with self.store.transaction() as session:
-                incident = require_incident(session, channel_id, lock=True)
-                if session.scalar(select(Entry.id).where(Entry.incident_id == incident.id, Entry.dedupe_key == key)):
-                    return False
-                data: dict[str, Any] | None = None
-                if isinstance(command, grammar.SectionText):
-                    kind, text = EntryKind(command.name), command.text
-                elif isinstance(command, grammar.FlagResolve):
-                    flag = session.scalars(
-                        select(Flag).where(Flag.incident_id == incident.id, Flag.number == command.number)
-                    ).one_or_none()
-                    if flag is None:
-                        raise UsageError(f"there is no yellow flag {command.number}")
-                    if flag.status == FlagStatus.RESOLVED:
-                        raise UsageError(f"yellow flag {command.number} is already resolved")
-                    flag.status, flag.resolution = FlagStatus.RESOLVED, command.resolution
-                    flag.resolved_by, flag.resolved_at = author, posted
-                    kind, text = EntryKind.NOTE, f"Yellow flag {command.number} resolved: {command.resolution}"
-                    data = {"resolves_flag": command.number}
-                else:
-                    task_kind = TaskKind.ASSIGNMENT if command.name == "assign" else TaskKind.ACTION
-                    number = session.scalar(
-                        select(func.max(Task.number)).where(Task.incident_id == incident.id, Task.kind == task_kind)
-                    )
-                    session.add(
-                        Task(
-                            incident_id=incident.id,
-                            kind=task_kind,
-                            number=(number or 0) + 1,
-                            owner_id=command.owner,
-                            text=command.text,
-                            created_by=author,
-                            created_at=posted,
-                        )
-                    )
-                    label = "Assigned" if task_kind == TaskKind.ASSIGNMENT else "Action item"
-                    kind = EntryKind.ASSIGNMENT if task_kind == TaskKind.ASSIGNMENT else EntryKind.ACTION
-                    text = f"{label} to {mention(command.owner)}: {command.text}"
-                session.add(
-                    Entry(
-                        incident_id=incident.id,
-                        kind=kind,
-                        text=text,
-                        author_id=author,
-                        author_name=author_name,
-                        occurred_at=posted,
-                        recorded_at=now,
-                        source=EntrySource.IMPORT,
-                        source_channel=channel_id,
-                        source_ts=message.ts,
-                        dedupe_key=key,
-                        data=data,
-                    )
+            if isinstance(command, grammar.SectionText):
+                self.timeline.add(
+                    channel_id,
+                    EntryKind(command.name),
+                    command.text,
+                    author,
+                    at=when,
+                    author_name=author_name,
+                    source=source,
+                    origin=origin,
                 )
-                return True
-        except IntegrityError:
-            return False  # another import of the same history got there first
+            elif isinstance(command, grammar.FlagResolve):
+                self.timeline.resolve_flag(
+                    channel_id,
+                    command.number,
+                    command.resolution,
+                    author,
+                    author_name,
+                    at=when,
+                    source=source,
+                    origin=origin,
+                )
+            else:
+                kind = TaskKind.ASSIGNMENT if command.name == "assign" else TaskKind.ACTION
+                self.runofshow.create_task(
+                    channel_id,
+                    kind,
+                    command.owner,
+                    command.text,
+                    author,
+                    author_name,
+                    at=when,
+                    source=source,
+                    origin=origin,
+                )
+        except (AlreadyRecorded, IntegrityError):
+            return False  # imported before, or by another import of the same history a moment ago
+        return True
 
 
 def _chronological(messages: Iterable[SlackMessage]) -> list[SlackMessage]:
