@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import RewindError, UsageError
 from bot.grammar import commands as grammar
 from bot.grammar.slacktext import escape
+from bot.importing.receipts import receipt_metadata
 from bot.scribe.incidents import channel_name_for, is_incident_channel_name
 from bot.services import Services
 from bot.store.models import EntryKind, IncidentStatus, TaskKind
@@ -62,7 +63,7 @@ def register(app: App, services: Services) -> None:
             return
         if reply.public:
             ack()
-            say(channel=inv.channel_id, **reply.payload())
+            say(channel=inv.channel_id, metadata=receipt_metadata(parsed), **reply.payload())
         else:
             ack(**reply.payload())
         if reply.followup:
@@ -112,7 +113,7 @@ def _declare(services: Services, client: WebClient, inv: Invocation, cmd: gramma
         )
         _invite(client, channel_id, inv.user_id)
     header = blocks.declared(incident, zone)
-    posted = client.chat_postMessage(channel=channel_id, **header.payload())
+    posted = client.chat_postMessage(channel=channel_id, metadata=receipt_metadata(), **header.payload())
     services.incidents.set_header(channel_id, posted["ts"])
     return Reply(f"Incident declared in <#{channel_id}>: {escape(incident.title)}")
 

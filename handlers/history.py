@@ -15,7 +15,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import RewindError
 from bot.grammar.commands import ImportHistory
-from bot.importing.importer import ChannelInfo, HistoryImporter, SlackMessage
+from bot.importing.messages import ChannelInfo, SlackMessage
+from bot.importing.receipts import BotIdentity, receipt_metadata
+from bot.importing.rules import HistoryImporter
 from bot.services import Services
 from handlers.blocks import Reply
 
@@ -40,7 +42,7 @@ def import_channel_history(services: Services, client: WebClient, channel_id: st
     """Read the channel, import it, report. Runs in its own thread; every failure ends in a message, not a trace."""
     try:
         progress = client.chat_postMessage(
-            channel=channel_id, text=":hourglass_flowing_sand: Importing history: reading…"
+            channel=channel_id, text=":hourglass_flowing_sand: Importing history: reading…", metadata=receipt_metadata()
         )
     except SlackApiError as exc:  # not in the channel, say: then it cannot read the history either
         log.warning("history import of %s not started: %s", channel_id, exc.response.get("error"))
@@ -61,7 +63,7 @@ def import_channel_history(services: Services, client: WebClient, channel_id: st
             messages += batch
             show(f":hourglass_flowing_sand: Importing history: {len(messages)} messages read ({page} pages)…")
         result = HistoryImporter(services.store, services.settings).import_history(
-            channel, messages, services.names.name, bot_user_id=me.get("user_id"), bot_id=me.get("bot_id")
+            channel, messages, services.names.name, bot=BotIdentity.of(me.get("user_id"), me.get("bot_id"))
         )
     except SlackApiError as exc:
         show(f":warning: History import stopped: Slack answered `{exc.response.get('error')}`. Nothing more was read.")
@@ -74,14 +76,18 @@ def import_channel_history(services: Services, client: WebClient, channel_id: st
         show(":warning: History import failed unexpectedly; the bot's log has the details. Running it again is safe.")
         return
     show(f":white_check_mark: History read: {result.messages} messages.")
-    client.chat_postMessage(channel=channel_id, text=f":rewind: History imported: {result.summary()}")
+    client.chat_postMessage(
+        channel=channel_id, text=f":rewind: History imported: {result.summary()}", metadata=receipt_metadata()
+    )
 
 
 def read_history(client: WebClient, channel_id: str) -> Iterator[list[SlackMessage]]:
     """Pages of the channel's messages, each top-level page followed by the replies of the threads it opened."""
     cursor: str | None = None
     while True:
-        response = client.conversations_history(channel=channel_id, limit=PAGE_LIMIT, cursor=cursor)
+        response = client.conversations_history(
+            channel=channel_id, limit=PAGE_LIMIT, cursor=cursor, include_all_metadata=True
+        )
         batch = [SlackMessage.model_validate(m) for m in response.get("messages", [])]
         for parent in response.get("messages", []):
             if parent.get("reply_count") and parent.get("thread_ts") == parent.get("ts"):
@@ -96,7 +102,9 @@ def _thread(client: WebClient, channel_id: str, thread_ts: str) -> list[SlackMes
     replies: list[SlackMessage] = []
     cursor: str | None = None
     while True:
-        response = client.conversations_replies(channel=channel_id, ts=thread_ts, limit=PAGE_LIMIT, cursor=cursor)
+        response = client.conversations_replies(
+            channel=channel_id, ts=thread_ts, limit=PAGE_LIMIT, cursor=cursor, include_all_metadata=True
+        )
         replies += [SlackMessage.model_validate(m) for m in response.get("messages", []) if m.get("ts") != thread_ts]
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
         if not cursor:

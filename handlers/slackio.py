@@ -6,6 +6,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.importing.receipts import receipt_metadata
 from bot.scribe.timeline import MessageRef, Recorded
 from bot.services import Services
 from bot.store.models import EntryKind
@@ -44,6 +45,7 @@ def confirm_recorded(services: Services, client: WebClient, ref: MessageRef, rec
                 channel=ref.channel_id,
                 thread_ts=ref.ts,
                 text=f":large_yellow_circle: Yellow flag {recorded.flag_number} raised from this message.",
+                metadata=receipt_metadata(),
             )
         else:
             client.reactions_add(channel=ref.channel_id, timestamp=ref.ts, name=services.settings.emoji_confirm)

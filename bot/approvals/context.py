@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.approvals.policy import Policy, production_target
-from bot.scribe.incidents import command_entry
+from bot.scribe.entries import new_entry
 from bot.store.models import Entry, EntryKind, EntrySource, Incident
 from bot.store.session import Store
 from bot.store.types import utcnow
@@ -44,6 +44,14 @@ def timeline_entry(
     user_name: str | None = None,
 ) -> Entry:
     """Every timeline entry the approval flow writes is built here, so how entries are made changes in one place."""
-    entry = command_entry(incident, kind, text, user_id, now, user_name, data)
-    entry.source = source
-    return entry
+    return new_entry(
+        incident,
+        kind,
+        author=user_id,
+        author_name=user_name,
+        text=text,
+        occurred_at=now,
+        recorded_at=now,
+        source=source,
+        data=data,
+    )

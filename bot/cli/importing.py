@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.config import Settings
-from bot.importing.importer import HistoryImporter, read_slack_export
+from bot.importing.export import read_slack_export
+from bot.importing.receipts import BotIdentity
+from bot.importing.rules import HistoryImporter
 from bot.store import open_store
 
 SettingsLoader = Callable[[], Settings]
@@ -24,6 +26,14 @@ def register(
     export = kinds.add_parser("slack-export", help="a Slack workspace export (.zip) and one of its channels")
     export.add_argument("export", type=Path, metavar="EXPORT.zip", help="the export as Slack lets you download it")
     export.add_argument("--channel", required=True, metavar="NAME", help="the incident channel's name (or id)")
+    export.add_argument(
+        "--bot",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a user, bot or app id the bot posted under (repeatable); needed only for its messages in exports taken "
+        "before its replies carried metadata",
+    )
     export.add_argument("--json", action="store_true", help="print the result as JSON")
     export.set_defaults(func=lambda args: run_slack_export(args, settings_loader()))
 
@@ -32,7 +42,9 @@ def run_slack_export(args: argparse.Namespace, settings: Settings) -> int:
     history = read_slack_export(args.export, args.channel)
     store = open_store(settings.database_url)
     try:
-        result = HistoryImporter(store, settings).import_history(history.channel, history.messages, history.name_of)
+        result = HistoryImporter(store, settings).import_history(
+            history.channel, history.messages, history.name_of, bot=BotIdentity.of(*args.bot)
+        )
     finally:
         store.dispose()
     if args.json:

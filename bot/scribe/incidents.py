@@ -5,16 +5,15 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import NotInIncidentError, UsageError
+from bot.scribe.entries import new_entry
 from bot.store.models import (
     Entry,
     EntryKind,
-    EntrySource,
     Flag,
     FlagStatus,
     Incident,
@@ -101,9 +100,8 @@ class IncidentService:
             )
             session.add(incident)
             session.flush()
-            session.add(
-                command_entry(incident, EntryKind.STATUS, f"Incident declared: {title}", user_id, now, author_name)
-            )
+            declared = f"Incident declared: {title}"
+            session.add(_status_entry(incident, declared, user_id, author_name, now))
             return incident
 
     def set_header(self, channel_id: str, ts: str) -> None:
@@ -126,9 +124,7 @@ class IncidentService:
             elif status == IncidentStatus.CLOSED:
                 incident.closed_at = now
                 incident.resolved_at = incident.resolved_at or now
-            session.add(
-                command_entry(incident, EntryKind.STATUS, f"Incident {status.value}", user_id, now, author_name)
-            )
+            session.add(_status_entry(incident, f"Incident {status.value}", user_id, author_name, now))
             return incident
 
     def summary(self, channel_id: str, recent: int = 5) -> Summary:
@@ -155,24 +151,7 @@ class IncidentService:
             return Summary(incident, [tuple(f) for f in flags], list(steps), list(tasks), list(entries)[::-1])
 
 
-def command_entry(
-    incident: Incident,
-    kind: EntryKind,
-    text: str,
-    user_id: str,
-    now: datetime,
-    author_name: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> Entry:
-    """A timeline entry made by a command: it happened when it was typed."""
-    return Entry(
-        incident_id=incident.id,
-        kind=kind,
-        text=text,
-        author_id=user_id,
-        author_name=author_name,
-        occurred_at=now,
-        recorded_at=now,
-        source=EntrySource.COMMAND,
-        data=data,
+def _status_entry(incident: Incident, text: str, user_id: str, author_name: str | None, now: datetime) -> Entry:
+    return new_entry(
+        incident, EntryKind.STATUS, author=user_id, author_name=author_name, text=text, occurred_at=now, recorded_at=now
     )

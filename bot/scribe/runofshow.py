@@ -2,12 +2,14 @@
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
 from bot.errors import NotFoundError, UsageError
-from bot.scribe.incidents import command_entry, require_incident
-from bot.store.models import EntryKind, Step, StepStatus, Task, TaskKind
+from bot.scribe.entries import Origin, claim_origin, new_entry
+from bot.scribe.incidents import require_incident
+from bot.store.models import Entry, EntryKind, EntrySource, Incident, Step, StepStatus, Task, TaskKind
 from bot.store.session import Store
 from bot.store.types import utcnow
 
@@ -35,7 +37,7 @@ class RunOfShowService:
             steps = [Step(incident_id=incident.id, position=i, title=t) for i, t in enumerate(titles, start=1)]
             session.add_all(steps)
             listing = "; ".join(f"{s.position}. {s.title}" for s in steps)
-            session.add(command_entry(incident, EntryKind.STEP, f"Run of show: {listing}", user_id, now, author_name))
+            session.add(_step_entry(incident, f"Run of show: {listing}", user_id, author_name, now))
             session.flush()
             return steps
 
@@ -66,15 +68,27 @@ class RunOfShowService:
                 raise NotFoundError(f"There is no step {number}: {hint}. Set one with `/inc plan <step>; <step>`.")
             text = _apply_step_action(step, action, owner, now)
             data = {"step": step.position, "status": step.status, "owner": step.owner_id}
-            session.add(command_entry(incident, EntryKind.STEP, text, user_id, now, author_name, data))
+            session.add(_step_entry(incident, text, user_id, author_name, now, data))
             return step
 
     def create_task(
-        self, channel_id: str, kind: TaskKind, owner: str, text: str, user_id: str, author_name: str | None = None
+        self,
+        channel_id: str,
+        kind: TaskKind,
+        owner: str,
+        text: str,
+        user_id: str,
+        author_name: str | None = None,
+        *,
+        at: datetime | None = None,
+        source: EntrySource = EntrySource.COMMAND,
+        origin: Origin | None = None,
     ) -> Task:
+        """An assignment or action item, created `at` (when the command was typed, if read back from history)."""
         now = self.clock()
         with self.store.transaction() as session:
             incident = require_incident(session, channel_id, lock=True)
+            claim_origin(session, incident, origin)
             number = session.scalar(
                 select(func.max(Task.number)).where(Task.incident_id == incident.id, Task.kind == kind)
             )
@@ -85,14 +99,22 @@ class RunOfShowService:
                 owner_id=owner,
                 text=text,
                 created_by=user_id,
-                created_at=now,
+                created_at=at or now,
             )
             session.add(task)
             label = "Assigned" if kind == TaskKind.ASSIGNMENT else "Action item"
-            entry_kind = EntryKind.ASSIGNMENT if kind == TaskKind.ASSIGNMENT else EntryKind.ACTION
-            session.add(
-                command_entry(incident, entry_kind, f"{label} to {mention(owner)}: {text}", user_id, now, author_name)
+            entry = new_entry(
+                incident,
+                EntryKind.ASSIGNMENT if kind == TaskKind.ASSIGNMENT else EntryKind.ACTION,
+                author=user_id,
+                author_name=author_name,
+                text=f"{label} to {mention(owner)}: {text}",
+                occurred_at=at or now,
+                recorded_at=now,
+                source=source,
+                origin=origin,
             )
+            session.add(entry)
             session.flush()
             return task
 
@@ -101,6 +123,26 @@ class RunOfShowService:
             incident = require_incident(session, channel_id)
             query = select(Task).where(Task.incident_id == incident.id).order_by(Task.kind, Task.number)
             return list(session.scalars(query))
+
+
+def _step_entry(
+    incident: Incident,
+    text: str,
+    user_id: str,
+    author_name: str | None,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+) -> Entry:
+    return new_entry(
+        incident,
+        EntryKind.STEP,
+        author=user_id,
+        author_name=author_name,
+        text=text,
+        occurred_at=now,
+        recorded_at=now,
+        data=data,
+    )
 
 
 def _apply_step_action(step: Step, action: str, owner: str | None, now: datetime) -> str:

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.errors import NotFoundError, UsageError
-from bot.scribe.incidents import command_entry, require_incident
+from bot.scribe.entries import Origin, claim_origin, dedupe_key, find_by_origin, new_entry
+from bot.scribe.incidents import require_incident
 from bot.store.models import (
     Entry,
     EntryKind,
@@ -58,10 +59,6 @@ class Recorded:
     flag_number: int | None = None
 
 
-def dedupe_key(kind: str, channel_id: str, ts: str) -> str:
-    return f"{kind}:{channel_id}:{ts}"
-
-
 def claim_event(session: Session, event_id: str | None) -> None:
     """Insert the event id inside the caller's transaction; a duplicate raises DuplicateEvent on flush."""
     if not event_id:
@@ -97,12 +94,29 @@ class TimelineService:
         author_name: str | None = None,
         data: dict[str, Any] | None = None,
         source: EntrySource = EntrySource.COMMAND,
+        origin: Origin | None = None,
     ) -> Entry:
-        """A timeline entry of any kind typed as a command (note, impact, cause, question, …)."""
+        """A timeline entry of any kind typed as a command (note, impact, cause, question, …).
+
+        With `origin` (a command read back from the channel's history) it is made once per message: AlreadyRecorded
+        if that message made it before."""
         now = self.clock()
         with self.store.transaction() as session:
-            incident = require_incident(session, channel_id)
-            entry = _typed_entry(incident, kind, text, user_id, now, at, approximate, author_name, data, source)
+            incident = require_incident(session, channel_id, lock=origin is not None)  # one import of a message
+            claim_origin(session, incident, origin)
+            entry = new_entry(
+                incident,
+                kind,
+                author=user_id,
+                author_name=author_name,
+                text=text,
+                occurred_at=at or now,
+                recorded_at=now,
+                approximate=approximate,
+                source=source,
+                origin=origin,
+                data=data,
+            )
             _added(session, entry)
             return entry
 
@@ -121,17 +135,37 @@ class TimelineService:
         now = self.clock()
         with self.store.transaction() as session:
             incident = require_incident(session, channel_id, lock=True)
-            entry = _typed_entry(
-                incident, EntryKind.FLAG, text, user_id, now, at, approximate, author_name, data, source
+            entry = new_entry(
+                incident,
+                EntryKind.FLAG,
+                author=user_id,
+                author_name=author_name,
+                text=text,
+                occurred_at=at or now,
+                recorded_at=now,
+                approximate=approximate,
+                source=source,
+                data=data,
             )
             return _new_flag(session, incident, entry)
 
     def resolve_flag(
-        self, channel_id: str, number: int, resolution: str, user_id: str, author_name: str | None = None
+        self,
+        channel_id: str,
+        number: int,
+        resolution: str,
+        user_id: str,
+        author_name: str | None = None,
+        *,
+        at: datetime | None = None,
+        source: EntrySource = EntrySource.COMMAND,
+        origin: Origin | None = None,
     ) -> Flag:
+        """Resolve flag `number`, resolved `at` (when the command was typed, if it was read back from history)."""
         now = self.clock()
         with self.store.transaction() as session:
-            incident = require_incident(session, channel_id)
+            incident = require_incident(session, channel_id, lock=origin is not None)  # one import of a message
+            claim_origin(session, incident, origin)
             flag = session.scalars(
                 select(Flag).where(Flag.incident_id == incident.id, Flag.number == number).with_for_update()
             ).one_or_none()
@@ -140,10 +174,20 @@ class TimelineService:
             if flag.status == FlagStatus.RESOLVED:
                 raise UsageError(f"Yellow flag {number} is already resolved: {flag.resolution}", "/inc flags")
             flag.status, flag.resolution = FlagStatus.RESOLVED, resolution
-            flag.resolved_by, flag.resolved_at = user_id, now
-            text = f"Yellow flag {number} resolved: {resolution}"
-            data = {"resolves_flag": number}
-            session.add(command_entry(incident, EntryKind.NOTE, text, user_id, now, author_name, data))
+            flag.resolved_by, flag.resolved_at = user_id, at or now
+            entry = new_entry(
+                incident,
+                EntryKind.NOTE,
+                author=user_id,
+                author_name=author_name,
+                text=f"Yellow flag {number} resolved: {resolution}",
+                occurred_at=at or now,
+                recorded_at=now,
+                source=source,
+                origin=origin,
+                data={"resolves_flag": number},
+            )
+            session.add(entry)
             return flag
 
     def flags(self, channel_id: str) -> list[tuple[Flag, Entry]]:
@@ -199,25 +243,20 @@ class TimelineService:
         with self.store.transaction() as session:
             incident = require_incident(session, message.channel_id, lock=kind == EntryKind.FLAG)
             claim_event(session, event_id)
-            entry = session.scalars(
-                select(Entry).where(Entry.incident_id == incident.id, Entry.dedupe_key == key)
-            ).one_or_none()
+            entry = find_by_origin(session, incident, key)
             created = entry is None or entry.deleted_at is not None
             if entry is None:
-                entry = Entry(
-                    incident_id=incident.id,
-                    kind=kind,
-                    text=message.text,
-                    author_id=message.author_id,
+                entry = new_entry(
+                    incident,
+                    kind,
+                    author=message.author_id,
                     author_name=message.author_name,
+                    text=message.text,
                     occurred_at=message.occurred_at,
-                    approximate=message.approximate,
                     recorded_at=now,
+                    approximate=message.approximate,
                     source=source,
-                    source_channel=message.channel_id,
-                    source_ts=message.ts,
-                    permalink=message.permalink,
-                    dedupe_key=key,
+                    origin=Origin(message.channel_id, message.ts, key, message.permalink),
                 )
                 flag = _new_flag(session, incident, entry) if kind == EntryKind.FLAG else _added(session, entry)
             else:
@@ -236,11 +275,7 @@ class TimelineService:
         with self.store.transaction() as session:
             incident = require_incident(session, channel_id)
             claim_event(session, event_id)
-            entry = session.scalars(
-                select(Entry).where(
-                    Entry.incident_id == incident.id, Entry.dedupe_key == dedupe_key(kind, channel_id, ts)
-                )
-            ).one_or_none()
+            entry = find_by_origin(session, incident, dedupe_key(kind, channel_id, ts))
             if entry is None or entry.deleted_at is not None:
                 return None
             reactor = session.get(EntryReactor, (entry.id, reactor_id))
@@ -270,33 +305,6 @@ class TimelineService:
             for entry in entries:
                 entry.text = text
             return entries
-
-
-def _typed_entry(
-    incident: Incident,
-    kind: EntryKind,
-    text: str,
-    user_id: str,
-    now: datetime,
-    at: datetime | None,
-    approximate: bool,
-    author_name: str | None,
-    data: dict[str, Any] | None,
-    source: EntrySource,
-) -> Entry:
-    """An entry someone typed: it happened `at` (backdated) or when it was typed."""
-    return Entry(
-        incident_id=incident.id,
-        kind=kind,
-        text=text,
-        author_id=user_id,
-        author_name=author_name,
-        occurred_at=at or now,
-        approximate=approximate,
-        recorded_at=now,
-        source=source,
-        data=data,
-    )
 
 
 def _added(session: Session, entry: Entry) -> None:

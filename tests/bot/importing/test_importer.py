@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from bot.config import Settings
-from bot.importing.importer import HistoryImporter, ImportResult, MalformedExportError, read_slack_export
+from bot.importing.export import MalformedExportError, read_slack_export
+from bot.importing.rules import HistoryImporter, ImportResult
 from bot.scribe.incidents import IncidentService
 from bot.scribe.timeline import MessageRef, TimelineService
 from bot.store import Store
@@ -231,3 +232,25 @@ def test_the_cli_imports_and_reports(
     broken = make_export(tmp_path / "broken", {DAY2: "nope"})
     assert main(["import", "slack-export", str(broken), "--channel", CHANNEL]) == 1
     assert f"{DAY2} is not valid JSON" in capsys.readouterr().err
+
+
+def test_an_export_from_before_receipts_names_the_bot_with_an_option(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bot's replies carry no metadata in older exports: `--bot` says which messages are its own."""
+    monkeypatch.setenv("REWIND_DATABASE_URL", store.url)
+    monkeypatch.chdir(tmp_path)
+    day2 = json.loads((FIXTURE / DAY2).read_text())
+    for message in day2:
+        message.pop("metadata", None)
+    export = make_export(tmp_path, {DAY2: json.dumps(day2)})
+
+    assert main(["import", "slack-export", str(export), "--channel", CHANNEL, "--bot", "B0REWIND", "--json"]) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["bot_messages"] == 2  # both of its messages, by its bot id
+    with store.transaction() as session:
+        texts = list(session.scalars(select(Entry.text)))
+    assert not any("Noted:" in text for text in texts)  # its pinned reply is not an entry
+    # Without a receipt nothing says the bot confirmed the typed `/inc note reinsert done`: it is applied.
+    assert texts.count("reinsert done") == 1
