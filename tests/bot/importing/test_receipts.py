@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from bot.importing.messages import ChannelInfo, SlackMessage
 from bot.importing.rules import HistoryImporter, ImportResult
-from bot.localslack.standin import BOT_USER_ID, LocalSlack
+from bot.localslack.standin import LocalSlack
+from bot.localslack.workspace import BOT_USER_ID
 from bot.store import Store
 from bot.store.models import Entry, Flag, Task
 from handlers import blocks
