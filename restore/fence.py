@@ -18,6 +18,7 @@ import enum
 import hashlib
 import json
 import os
+import shlex
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -434,7 +435,7 @@ def describe_hits(hits: Sequence[Hit], argv: Sequence[str]) -> str:
     lines.append(
         "Instead: point the variable at a replica or a restored copy (rewind replica up DUMP), check only the "
         "variables the command uses with --env VAR, or ask for approval with "
-        f"`rewind exec --request -- {' '.join(argv)}`."
+        f"`rewind exec --request -- {shlex.join(argv)}`."
     )
     return "\n".join(lines)
 
@@ -537,7 +538,7 @@ SELECT current_user::text,
            AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
        (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-           AND has_sequence_privilege(c.oid, 'UPDATE, USAGE')),
+           AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'UPDATE, USAGE') END),
        (SELECT string_agg(quote_ident(n.nspname), ', ' ORDER BY n.nspname) FROM pg_namespace n
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
            AND has_schema_privilege(n.oid, 'CREATE')),
@@ -577,16 +578,16 @@ def write_check(target: Target) -> WriteCheck:
     login, superuser, createrole, createdb, write_all, db_create, tables, sequences, schemas, default_ro, recovery = row
     reasons = []
     if superuser:
-        reasons.append("is a superuser")
-    if createrole:
+        reasons.append("is a superuser")  # which says it all
+    elif createrole:
         reasons.append("has CREATEROLE (it can grant itself pg_write_all_data)")
     if write_all and not superuser:
         reasons.append("is a member of pg_write_all_data")
-    if tables:
+    if tables and not superuser:
         reasons.append(f"may INSERT, UPDATE, DELETE or TRUNCATE {tables} table(s)")
-    if sequences:
+    if sequences and not superuser:
         reasons.append(f"may advance {sequences} sequence(s)")
-    if schemas:
+    if schemas and not superuser:
         reasons.append(f"may CREATE in schema(s) {schemas}")
     if db_create and not superuser:
         reasons.append("may CREATE schemas in the database")

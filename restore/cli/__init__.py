@@ -13,7 +13,8 @@ TargetsProvider = Callable[[], Mapping[str, Target]]
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", targets: TargetsProvider) -> None:
-    from restore.cli import data, replica
+    from restore.cli import data, fence, replica
 
     replica.register(subparsers, targets)
     data.register(subparsers, targets)
+    fence.register(subparsers, targets)
