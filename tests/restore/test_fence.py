@@ -104,7 +104,9 @@ def other_cluster(pg: PgServer, prod_db: str) -> Iterator[tuple[ThrowawayCluster
     cluster = ThrowawayCluster().start()
     try:
         dump = cluster.root / "prod.dump"
-        subprocess.run([str(find_pg_bindir("pg_dump") / "pg_dump"), "-Fc", "-f", str(dump), "-d", pg.dsn_for(prod_db)], check=True)
+        subprocess.run(
+            [str(find_pg_bindir("pg_dump") / "pg_dump"), "-Fc", "-f", str(dump), "-d", pg.dsn_for(prod_db)], check=True
+        )
         with psycopg.connect(cluster.dsn, autocommit=True) as conn:
             conn.execute("CREATE DATABASE restored")
         copy_dsn = cluster.dsn.rsplit("/", 1)[0] + "/restored"
@@ -191,15 +193,17 @@ def test_a_copy_in_another_database_of_the_same_cluster_is_not_production(
         pg.drop_database(copy)
 
 
-def test_a_standby_is_a_replica_of_production(tmp_path: Path) -> None:
-    primary = ThrowawayCluster().start()
+def test_a_standby_is_a_replica_of_production(other_cluster: tuple[ThrowawayCluster, str], tmp_path: Path) -> None:
+    primary = other_cluster[0]
     standby = ThrowawayCluster()
     try:
         with psycopg.connect(primary.dsn, autocommit=True) as conn:
             conn.execute("CREATE DATABASE shop")
         standby.root.mkdir(parents=True, exist_ok=True)
         _chown_tree(standby.root, standby._ids)
-        standby._run("pg_basebackup", "-D", str(standby.datadir), "-R", "-X", "stream", "-d", primary.dsn)
+        standby._run(
+            "pg_basebackup", "-D", str(standby.datadir), "-R", "-X", "stream", "--checkpoint=fast", "-d", primary.dsn
+        )
         standby.start()
         shop = {"primary": primary.dsn.rsplit("/", 1)[0] + "/shop", "standby": standby.dsn.rsplit("/", 1)[0] + "/shop"}
         targets = {"shop": Target(name="shop", dsn=shop["primary"], role=TargetRole.PRODUCTION)}
@@ -211,9 +215,12 @@ def test_a_standby_is_a_replica_of_production(tmp_path: Path) -> None:
         env = _env(REWIND_TARGETS=_targets_json(targets), REWIND_STATE_DIR=str(tmp_path / "s"))
         assert _rewind("fence", "check", shop["standby"], env=env).returncode == 4
         assert _rewind("fence", "check", "--allow-replica", shop["standby"], env=env).returncode == 0
+        # Promoted, a physical copy keeps the identity, so the fence errs on the safe side and calls it production.
+        with psycopg.connect(shop["standby"], autocommit=True) as conn:
+            conn.execute("SELECT pg_promote(true, 30)")
+        assert find_production(shop["standby"], targets).status is FenceStatus.PRODUCTION
     finally:
         standby.stop()
-        primary.stop()
 
 
 def test_an_unknown_production_fingerprint_fails_closed(routes: dict[str, str]) -> None:
