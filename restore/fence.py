@@ -148,13 +148,15 @@ def fingerprint(dsn: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Fingerprin
         raise FenceError(f"Cannot connect to {mask_dsn(dsn)} to read its fingerprint: {_message(exc)}") from None
 
 
+_FINGERPRINT_SQL = (
+    "SELECT (SELECT system_identifier FROM pg_control_system())::text, d.datname, d.oid::bigint, "
+    "pg_is_in_recovery() FROM pg_database d WHERE d.datname = current_database() AND %s"
+)
+
+
 def _read_fingerprint(conn: psycopg.Connection) -> Fingerprint:
     # Parameters force the extended query protocol: one call, one statement.
-    row = conn.execute(
-        "SELECT (SELECT system_identifier FROM pg_control_system())::text, d.datname, d.oid::bigint, "
-        "pg_is_in_recovery() FROM pg_database d WHERE d.datname = current_database() AND %s",
-        [True],
-    ).fetchone()
+    row = conn.execute(_FINGERPRINT_SQL, [True]).fetchone()
     if row is None:
         raise FenceError("The server did not describe its current database.")
     return Fingerprint(system_identifier=row[0], database=row[1], database_oid=row[2], in_recovery=row[3])
@@ -221,6 +223,27 @@ def learned(target: Target) -> Fingerprint | None:
         return Fingerprint.parse(entry["fingerprint"])
     except (FenceError, KeyError):
         return None
+
+
+def learn_from_connection(target: Target, conn: psycopg.Connection) -> Fingerprint | None:
+    """Cache a production target's fingerprint over a connection Rewind already holds (apply, diff, journal).
+
+    Best effort and side-effect free on the server: a failure to read or to cache is ignored, never raised into the
+    work that opened the connection.
+    """
+    if target.role is not TargetRole.PRODUCTION:
+        return None
+    try:
+        # A savepoint inside the caller's transaction (or a transaction of its own): a refusal here aborts nothing.
+        with conn.transaction(), conn.cursor() as cur:
+            row = cur.execute(_FINGERPRINT_SQL, [True]).fetchone()
+    except psycopg.Error:
+        return None
+    if row is None:
+        return None
+    print_ = Fingerprint(system_identifier=row[0], database=row[1], database_oid=row[2], in_recovery=row[3])
+    remember(target, print_)
+    return print_
 
 
 def learn(target: Target) -> Fingerprint:

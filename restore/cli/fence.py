@@ -135,7 +135,8 @@ def cmd_learn(args: argparse.Namespace, targets: TargetsProvider) -> int:
         if item.fingerprint is None:
             print(f"# {item.target}: unknown ({item.problem})")
             continue
-        print(f"# {item.target}: {item.source}; pin it in the targets file (TOML):")
+        how = "already pinned" if item.source == "pinned" else f"{item.source}; pin it in the targets file (TOML)"
+        print(f"# {item.target}: {how}")
         print(f'[targets.{item.target}]\nfingerprint = "{item.fingerprint}"')
     return 0 if all(item.fingerprint is not None for item in found) else 1
 

@@ -24,6 +24,7 @@ from restore.fence import (
     dsn_env_vars,
     find_production,
     fingerprint,
+    learn_from_connection,
     login_can_write,
     preflight,
     production_fingerprints,
@@ -464,3 +465,15 @@ def test_a_pin_that_no_longer_matches_is_reported(
     monkeypatch.setenv("REWIND_TARGETS", _targets_json(targets))
     assert main(["targets", "--check"]) == 1
     assert "is not the server's" in capsys.readouterr().out
+
+
+def test_a_connection_rewind_already_holds_teaches_the_fingerprint(routes: dict[str, str]) -> None:
+    target = Target(name="prod", dsn=routes["localhost"], role=TargetRole.PRODUCTION)
+    with psycopg.connect(routes["localhost"]) as conn:
+        conn.execute("SELECT count(*) FROM orders")  # in the middle of the caller's transaction
+        learned = learn_from_connection(target, conn)
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 50  # still usable
+    assert learned == fingerprint(routes["127.0.0.1"])
+    assert [(p.source, p.fingerprint) for p in production_fingerprints({"prod": target}, connect=False)] == [
+        ("learned", learned)
+    ]
