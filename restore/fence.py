@@ -21,7 +21,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -36,6 +36,8 @@ CONNECT_TIMEOUT_S = 5
 EXIT_NOT_PRODUCTION = 0
 EXIT_PRODUCTION = 3
 EXIT_REPLICA_OF_PRODUCTION = 4
+# A learned production fingerprint younger than this is trusted without reconnecting.
+CACHE_FRESH = timedelta(minutes=10)
 
 _URL_SCHEMES = ("postgres://", "postgresql://")
 # The libpq environment: a command run with these set reaches a server without any DSN in sight.
@@ -214,14 +216,16 @@ def remember(target: Target, print_: Fingerprint) -> None:
         return
 
 
-def learned(target: Target) -> Fingerprint | None:
-    """The cached fingerprint of a production target, if learned with its current DSN."""
+def learned(target: Target, *, max_age: timedelta | None = None) -> Fingerprint | None:
+    """The cached fingerprint of a production target, if learned with its current DSN (and within `max_age`)."""
     entry = _read_cache().get(target.name)
     if not entry or not target.dsn or entry.get("dsn_sha256") != _dsn_digest(target.dsn):
         return None
     try:
+        if max_age is not None and datetime.now(UTC) - datetime.fromisoformat(entry["learned_at"]) > max_age:
+            return None
         return Fingerprint.parse(entry["fingerprint"])
-    except (FenceError, KeyError):
+    except (FenceError, KeyError, ValueError, TypeError):
         return None
 
 
@@ -261,19 +265,20 @@ class ProductionPrint(BaseModel):
 
 
 def production_fingerprints(targets: Mapping[str, Target], *, connect: bool = True) -> list[ProductionPrint]:
-    """Every production target's fingerprint: pinned, else cached, else (with `connect`) read now."""
+    """Every production target's fingerprint: pinned; else learned in the last CACHE_FRESH; else (with `connect`)
+    read now; else learned earlier. A recent reading is preferred because production can move to a new cluster
+    behind the same DSN, and a stale identity would wave the new one through."""
     found: list[ProductionPrint] = []
     for target in targets.values():
         if target.role is not TargetRole.PRODUCTION:
             continue
         if target.fingerprint:
-            found.append(
-                ProductionPrint(target=target.name, fingerprint=Fingerprint.parse(target.fingerprint), source="pinned")
-            )
+            pinned = Fingerprint.parse(target.fingerprint)
+            found.append(ProductionPrint(target=target.name, fingerprint=pinned, source="pinned"))
             continue
-        cached = learned(target)
-        if cached is not None:
-            found.append(ProductionPrint(target=target.name, fingerprint=cached, source="learned"))
+        fresh = learned(target, max_age=None if not connect else CACHE_FRESH)
+        if fresh is not None:
+            found.append(ProductionPrint(target=target.name, fingerprint=fresh, source="learned"))
             continue
         problem = "not learned yet"
         if connect and target.dsn:
@@ -282,6 +287,10 @@ def production_fingerprints(targets: Mapping[str, Target], *, connect: bool = Tr
                 continue
             except FenceError as exc:
                 problem = str(exc)
+        older = learned(target)
+        if older is not None:
+            found.append(ProductionPrint(target=target.name, fingerprint=older, source="learned", problem=problem))
+            continue
         found.append(ProductionPrint(target=target.name, fingerprint=None, source="unknown", problem=problem))
     return found
 
@@ -326,8 +335,24 @@ def find_production(
     dsn: str, targets: Mapping[str, Target], *, production: Sequence[ProductionPrint] | None = None
 ) -> FenceVerdict:
     """Whether `dsn` reaches a production target (or a standby of one). Connects to `dsn`; raises FenceError."""
+    named = configured_production(dsn, targets)
+    if named is not None:
+        return named
     known = production_fingerprints(targets) if production is None else production
     return judge(fingerprint(dsn), known)
+
+
+def configured_production(dsn: str, targets: Mapping[str, Target]) -> FenceVerdict | None:
+    """The very DSN of a production target is production, whatever server answers it (or none does)."""
+    for target in targets.values():
+        if target.role is TargetRole.PRODUCTION and target.dsn and target.dsn.strip() == dsn.strip():
+            return FenceVerdict(
+                status=FenceStatus.PRODUCTION,
+                target=target.name,
+                fingerprint=None,
+                reason=f"production target {target.name!r} (its configured DSN)",
+            )
+    return None
 
 
 def refuse_production(
@@ -420,25 +445,10 @@ def preflight(
     if not candidates:
         return hits
     production = production_fingerprints(targets)
-    by_dsn = {
-        target.dsn: target.name for target in targets.values() if target.role is TargetRole.PRODUCTION and target.dsn
-    }
     for var, dsn in candidates.items():
         shown = mask_dsn(environ.get(var, dsn))
-        if dsn in by_dsn:
-            # The very DSN of a production target: no connection needed to know (and none if it is unreachable).
-            hits.append(
-                Hit(
-                    var=var,
-                    dsn=shown,
-                    status=FenceStatus.PRODUCTION,
-                    target=by_dsn[dsn],
-                    reason=f"production target {by_dsn[dsn]!r}",
-                )
-            )
-            continue
         try:
-            verdict = judge(fingerprint(dsn), production)
+            verdict = find_production(dsn, targets, production=production)
         except FenceError as exc:
             hits.append(Hit(var=var, dsn=shown, status=None, target=None, reason=str(exc)))
             continue

@@ -16,6 +16,7 @@ from restore.errors import TargetError
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)(?P<tail>@)", re.I)
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.I)
 MASK = "***"
+_FINGERPRINT = re.compile(r"\d+/.+/\d+")
 
 
 class TargetRole(enum.StrEnum):
@@ -42,6 +43,11 @@ class Target(BaseModel):
     def _reachable_or_pinned(self) -> "Target":
         if not self.dsn and not (self.role is TargetRole.PRODUCTION and self.fingerprint):
             raise ValueError(f"target {self.name!r} needs a dsn (a production target may give a fingerprint instead)")
+        if self.fingerprint is not None and not _FINGERPRINT.fullmatch(self.fingerprint.strip()):
+            raise ValueError(
+                f"target {self.name!r}: fingerprint must be system_identifier/database/oid, as `rewind fence learn` "
+                "prints it"
+            )
         return self
 
     @property

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from restore.fence import (
     production_fingerprints,
     read_only_role_sql,
     refuse_production,
+    remember,
     script_sha256,
     write_check,
     write_warning,
@@ -477,3 +479,28 @@ def test_a_connection_rewind_already_holds_teaches_the_fingerprint(routes: dict[
     assert [(p.source, p.fingerprint) for p in production_fingerprints({"prod": target}, connect=False)] == [
         ("learned", learned)
     ]
+
+
+def test_the_configured_dsn_of_production_is_production_even_unreachable() -> None:
+    dsn = "postgresql://u:hunter2@127.0.0.1:1/prod"
+    targets = {"prod": Target(name="prod", dsn=dsn, role=TargetRole.PRODUCTION)}
+    verdict = find_production(dsn, targets)
+    assert (verdict.status, verdict.target) == (FenceStatus.PRODUCTION, "prod")
+    assert [h.var for h in preflight({"DATABASE_URL": dsn}, targets)] == ["DATABASE_URL"]
+
+
+def test_an_old_learned_fingerprint_is_checked_again(routes: dict[str, str], state_dir: Path) -> None:
+    # Production moved to a new cluster behind the same DSN: what was learned an hour ago no longer describes it.
+    target = Target(name="prod", dsn=routes["127.0.0.1"], role=TargetRole.PRODUCTION)
+    real = fingerprint(routes["127.0.0.1"])
+    remember(target, Fingerprint(system_identifier="1", database="old", database_oid=1))
+    cache = json.loads((state_dir / "fence.json").read_text())
+    cache["prod"]["learned_at"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    (state_dir / "fence.json").write_text(json.dumps(cache))
+    assert find_production(routes["localhost"], {"prod": target}).status is FenceStatus.PRODUCTION
+    assert production_fingerprints({"prod": target}, connect=False)[0].fingerprint == real
+
+
+def test_a_malformed_pin_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="system_identifier/database/oid"):
+        Target(name="prod", role=TargetRole.PRODUCTION, fingerprint="db-primary.internal")
