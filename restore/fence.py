@@ -18,6 +18,7 @@ import enum
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -461,10 +462,8 @@ def describe_hits(hits: Sequence[Hit], argv: Sequence[str]) -> str:
     """What `rewind exec` says when it refuses: each variable, what it reaches, and what to do instead."""
     lines = ["Refused: the command was not started."]
     for hit in hits:
-        what = hit.reason if hit.status is not None else f"could not be checked: {hit.reason}"
-        lines.append(
-            f"  {hit.var} ({hit.dsn}) reaches {what}" if hit.status is not None else f"  {hit.var} ({hit.dsn}) {what}"
-        )
+        what = f"reaches {hit.reason}" if hit.status is not None else f"could not be checked: {hit.reason}"
+        lines.append(f"  {hit.var} ({hit.dsn}) {what}")
     lines.append(
         "Instead: point the variable at a replica or a restored copy (rewind replica up DUMP), check only the "
         "variables the command uses with --env VAR, or ask for approval with "
@@ -475,7 +474,7 @@ def describe_hits(hits: Sequence[Hit], argv: Sequence[str]) -> str:
 
 # --- the script a command runs ------------------------------------------------------------------------------------
 
-_INTERPRETERS = ("python", "bash", "sh", "zsh", "dash", "ksh", "node", "ruby", "perl", "php", "deno", "bun", "uv")
+_INTERPRETER = re.compile(r"(python|pypy|bash|sh|zsh|dash|ksh|node|ruby|perl|php)[0-9.]*")
 _FILE_FLAGS = {"psql": ("-f", "--file")}
 
 
@@ -498,7 +497,7 @@ def script_file(argv: Sequence[str]) -> Path | None:
         while rest and (rest[0].startswith("-") or "=" in rest[0]):
             rest.pop(0)
         return script_file(rest)
-    if program.startswith(_INTERPRETERS):
+    if _INTERPRETER.fullmatch(program):
         for arg in argv[1:]:
             if arg in ("-c", "-e", "-m", "--command", "--eval"):
                 return None  # the program text is on the command line, or a module on sys.path

@@ -1,5 +1,6 @@
 """The fence on real servers: production is recognised by identity however it is reached, and copies are not."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -378,8 +379,6 @@ def test_script_sha256_names_the_script_a_command_runs(tmp_path: Path) -> None:
     script.write_text("print('fix')\n")
     sql_file = tmp_path / "fix.sql"
     sql_file.write_text("DELETE FROM orders;\n")
-    import hashlib
-
     py_hash = hashlib.sha256(script.read_bytes()).hexdigest()
     assert script_sha256(["python3", "-u", str(script), "--dry-run"]) == py_hash
     assert script_sha256(["env", "A=1", "python", str(script)]) == py_hash
@@ -387,6 +386,10 @@ def test_script_sha256_names_the_script_a_command_runs(tmp_path: Path) -> None:
     assert script_sha256(["psql", f"--file={sql_file}"]) == hashlib.sha256(sql_file.read_bytes()).hexdigest()
     assert script_sha256(["python", "-c", "print(1)"]) is None
     assert script_sha256(["ls", "-l"]) is None
+    assert script_sha256(["shred", str(script)]) is None  # a program given a file is not a script run
+    shell = tmp_path / "fix.sh"
+    shell.write_text("#!/bin/sh\necho fix\n")
+    assert script_sha256([str(shell), "--apply"]) == hashlib.sha256(shell.read_bytes()).hexdigest()
 
 
 # --- read-only by privilege -----------------------------------------------------------------------------------
