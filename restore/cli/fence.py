@@ -13,6 +13,7 @@ from restore.errors import RewindError
 from restore.fence import (
     EXIT_PRODUCTION,
     FenceError,
+    FenceStatus,
     Fingerprint,
     Hit,
     WriteCheck,
@@ -106,8 +107,25 @@ def register(
 
 
 def cmd_check(args: argparse.Namespace, targets: TargetsProvider) -> int:
-    verdict = find_production(args.dsn, targets())
-    code = 0 if (args.allow_replica and verdict.status.value == "replica of production") else verdict.exit_code
+    try:
+        verdict = find_production(args.dsn, targets())
+    except FenceError as exc:
+        if not args.json:
+            raise
+        # An agent reading JSON gets the refusal in the same shape; the exit code (1) still fails closed.
+        print(
+            FenceCheckOutput(
+                dsn=mask_dsn(args.dsn),
+                status="unknown",
+                target=None,
+                fingerprint=None,
+                in_recovery=None,
+                reason=str(exc),
+                exit_code=1,
+            ).model_dump_json()
+        )
+        return 1
+    code = 0 if (args.allow_replica and verdict.status is FenceStatus.REPLICA_OF_PRODUCTION) else verdict.exit_code
     shown = FenceCheckOutput(
         dsn=mask_dsn(args.dsn),
         status=verdict.status.value,

@@ -1,5 +1,6 @@
 """The fence on real servers: production is recognised by identity however it is reached, and copies are not."""
 
+import argparse
 import hashlib
 import json
 import os
@@ -17,11 +18,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bot.cli import main
+from restore.cli import register as register_restore
 from restore.cluster import ThrowawayCluster, _chown_tree, find_pg_bindir
 from restore.fence import (
     FenceError,
     FenceStatus,
     Fingerprint,
+    Hit,
     ProductionRefused,
     dsn_env_vars,
     find_production,
@@ -252,6 +255,9 @@ def test_fence_check_exit_codes_and_json(
     assert (shown["status"], shown["target"], shown["exit_code"]) == ("not production", None, 0)
     assert main(["fence", "check", "postgresql://u:hunter2@127.0.0.1:1/x"]) == 1
     assert "hunter2" not in capsys.readouterr().err
+    assert main(["fence", "check", "--json", "postgresql://u:hunter2@127.0.0.1:1/x"]) == 1
+    out = capsys.readouterr().out
+    assert json.loads(out)["status"] == "unknown" and "hunter2" not in out
 
 
 def test_refuse_production_reads_the_configured_targets(
@@ -507,3 +513,22 @@ def test_an_old_learned_fingerprint_is_checked_again(routes: dict[str, str], sta
 def test_a_malformed_pin_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="system_identifier/database/oid"):
         Target(name="prod", role=TargetRole.PRODUCTION, fingerprint="db-primary.internal")
+
+
+def test_exec_request_hands_the_command_to_the_approval_hook(
+    routes: dict[str, str], targets: dict[str, Target], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "marker"
+    asked: list[tuple[list[str], list[str]]] = []
+
+    def request(argv: list[str], hits: list[Hit]) -> int:
+        asked.append((argv, [hit.var for hit in hits]))
+        return 5
+
+    parser = argparse.ArgumentParser()
+    register_restore(parser.add_subparsers(), lambda: targets, request=request)
+    monkeypatch.setenv("DATABASE_URL", routes["unix socket"])
+    args = parser.parse_args(["exec", "--env", "DATABASE_URL", "--request", "--", *_writer(marker)])
+    assert args.func(args) == 5
+    assert asked == [(_writer(marker), ["DATABASE_URL"])]
+    assert not marker.exists()
