@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from restore.cli import TargetsProvider
-from restore.query import QueryResult, run_read_only
+from restore.query import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_CHARS, QueryResult, run_read_only
 from restore.replica import Replica, destroy, ensure_running, get_record, list_replicas, provision
 from restore.targets import Target, TargetRole, mask_dsn, require_role, resolve_target
 
@@ -62,6 +62,18 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", 
     query.add_argument("sql", help="SELECT, VALUES, TABLE, EXPLAIN (without ANALYZE) or SHOW")
     query.add_argument("--limit", type=int, default=100, help="rows to return at most (default 100)")
     query.add_argument("--timeout", type=float, default=10.0, help="statement timeout in seconds (default 10)")
+    query.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help=f"stop at about this many bytes (default {DEFAULT_MAX_BYTES:,})",
+    )
+    query.add_argument(
+        "--max-value-chars",
+        type=int,
+        default=DEFAULT_MAX_VALUE_CHARS,
+        help=f"cut longer values on the server (default {DEFAULT_MAX_VALUE_CHARS:,} characters)",
+    )
     query.add_argument("--json", action="store_true", help="print the result as JSON")
     query.set_defaults(func=lambda args: cmd_query(args, targets))
 
@@ -120,11 +132,20 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace, targets: TargetsProvider) -> int:
-    result = run_read_only(_query_target(args.target, targets), args.sql, limit=args.limit, timeout_s=args.timeout)
+    result = run_read_only(
+        _query_target(args.target, targets),
+        args.sql,
+        limit=args.limit,
+        timeout_s=args.timeout,
+        max_bytes=args.max_bytes,
+        max_value_chars=args.max_value_chars,
+    )
     if args.json:
-        print(json.dumps(to_jsonable_python(result, fallback=str)))
+        print(json.dumps({**to_jsonable_python(result, fallback=str), "notes": result.notes()}))
     else:
         print(_render_table(result))
+        for note in result.notes():
+            print(note, file=sys.stderr)
     return 0
 
 
@@ -145,12 +166,16 @@ def _describe(replica: ReplicaOutput) -> str:
 
 
 def _render_table(result: QueryResult) -> str:
-    cells = [[_cell(value) for value in row] for row in result.rows]
+    cut = {(c.row, c.column_index) for c in result.cut_values}
+    cells = [
+        [_cell(value) + (" [cut]" if (r, c) in cut else "") for c, value in enumerate(row)]
+        for r, row in enumerate(result.rows)
+    ]
     widths = [max([len(col), *(len(row[i]) for row in cells)]) for i, col in enumerate(result.columns)]
     lines = [" | ".join(col.ljust(w) for col, w in zip(result.columns, widths, strict=True))]
     lines.append("-+-".join("-" * w for w in widths))
     lines += [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in cells]
-    more = " (truncated; raise --limit)" if result.truncated else ""
+    more = " (truncated; see below)" if result.truncated else ""
     lines.append(f"({result.row_count} row{'s' if result.row_count != 1 else ''}{more}, {result.seconds:.3f}s)")
     return "\n".join(lines)
 

@@ -1,6 +1,11 @@
 """Read-only queries: the whole corpus against a real server, and each refusal comes from the layer it names."""
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -97,3 +102,80 @@ def test_server_errors_come_back_masked(backup: Target) -> None:
     with pytest.raises(QueryFailed) as failed:
         run_read_only(unreachable, "SELECT 1")
     assert "hunter2" not in str(failed.value)
+
+
+# --- one statement per call -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "smuggled",
+    [
+        "SELECT 1; COMMIT; DROP TABLE accounts",
+        "SHOW work_mem; COMMIT; DROP TABLE accounts",
+        "EXPLAIN SELECT 1; COMMIT; DROP TABLE accounts",
+        "VALUES (1); COMMIT; DROP TABLE accounts",
+    ],
+)
+def test_a_smuggled_commit_is_refused_even_past_the_parser(backup: Target, smuggled: str) -> None:
+    with pytest.raises(QueryRefused):  # the parser sees three statements and refuses two
+        run_read_only(backup, smuggled)
+    # Handed to the server as one text, as if the parser had been fooled: the extended protocol takes one statement.
+    with pytest.raises(QueryFailed, match="multiple commands"):
+        execute_in_read_only_transaction(backup, [smuggled], limit=10, timeout_s=5)
+    assert _table_state(backup)[0] == 500
+
+
+# --- bytes, not only rows ---------------------------------------------------------------------------------------
+
+
+def test_a_huge_value_is_cut_on_the_server_and_the_result_says_so(backup: Target) -> None:
+    result = run_read_only(backup, "SELECT 7 AS id, repeat('x', 5000000) AS body, 'short' AS tag", max_value_chars=1000)
+    assert result.rows == [[7, "x" * 1000, "short"]]
+    assert [(c.row, c.column, c.original_bytes, c.kept_chars) for c in result.cut_values] == [
+        (0, "body", 5000000, 1000)
+    ]
+    assert not result.truncated
+    assert any("body" in note and "1,000 characters" in note and "4.8 MB" in note for note in result.notes())
+
+
+def test_types_survive_the_cut(backup: Target) -> None:
+    wide = "SELECT id, name, ARRAY[id, id] AS pair, jsonb_build_object('id', id) AS doc, NULL::text AS nothing, "
+    wide += "'\\xdeadbeef'::bytea AS raw FROM accounts WHERE id <= 2 ORDER BY id"
+    result = run_read_only(backup, wide)
+    assert result.columns == ["id", "name", "pair", "doc", "nothing", "raw"]
+    assert result.rows[0] == [1, "acct 1", [1, 1], {"id": 1}, None, b"\xde\xad\xbe\xef"]
+    assert result.cut_values == [] and result.notes() == []
+
+
+def test_fetching_stops_at_the_byte_cap(backup: Target) -> None:
+    result = run_read_only(
+        backup, "SELECT id, repeat('y', 1000) AS pad FROM accounts ORDER BY id", limit=500, max_bytes=50_000
+    )
+    assert 40 <= result.row_count < 50 and result.rows[0][0] == 1
+    assert result.truncated and result.byte_capped and result.bytes <= 50_000
+    assert any("Stopped after" in note for note in result.notes())
+
+
+def test_the_cli_never_holds_the_huge_value(backup: Target, tmp_path: Path) -> None:
+    # 200 MB on the server; the client process must stay far below that, so the value never crossed the wire.
+    probe = (
+        "import json, resource, sys\n"
+        "from bot.cli import main\n"
+        "code = main(['query', sys.argv[1], \"select repeat('x', 200000000) as body\", '--json'])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, backup.dsn],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "REWIND_DATABASE_URL": "sqlite:///:memory:"},
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert len(shown["rows"][0][0]) == 10_000 and shown["cut_values"][0]["original_bytes"] == 200_000_000
+    assert any("cut to their first 10,000 characters" in note for note in shown["notes"])
+    max_rss_kb = int(done.stderr.strip().splitlines()[-1])
+    assert max_rss_kb < 150_000
