@@ -46,7 +46,13 @@ def _targets(services: Services, client: WebClient, inv: Any, cmd: grammar.Targe
     backups = ", ".join(f"`{name}`" for name in sorted(services.settings.backups))
     if backups:
         lines.append(f"Backups for `/inc replica up`: {backups}")
-    return Reply("Targets:\n" + "\n".join(lines))
+    return Reply("Targets:\n" + "\n".join(lines), followup=lambda: _warn_writable(services, client, inv))
+
+
+def _warn_writable(services: Services, client: WebClient, inv: Any) -> None:
+    """After the ack: asking each server what its login may do takes longer than Slack waits for one."""
+    for warning in services.jobs.targets.write_warnings():
+        client.chat_postEphemeral(channel=inv.channel_id, user=inv.user_id, text=f":warning: {warning}")
 
 
 def _replica_up(services: Services, client: WebClient, inv: Any, cmd: grammar.ReplicaUp) -> Reply:

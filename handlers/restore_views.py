@@ -155,9 +155,8 @@ def format_table(result: QueryResult, max_rows: int) -> str:
     summary = f"{result.row_count:,} row(s) in {result.seconds:.2f}s"
     if more > 0:
         summary += f"; {len(rows)} shown, all of them in the CSV below"
-    if result.truncated:
-        summary += f" (stopped at {result.row_count:,})"
-    return "```" + _clip("\n".join(body), 2700) + "```\n" + summary
+    notes = "".join(f"\n:scissors: {note}" for note in result.notes())
+    return "```" + _clip("\n".join(body), 2700) + "```\n" + summary + notes
 
 
 def to_csv(result: QueryResult) -> str:

@@ -26,6 +26,7 @@ from bot.store.models import Entry, EntryKind
 from bot.store.session import Store
 from restore import replica as replicas
 from restore.errors import RewindError
+from restore.fence import write_check, write_warning
 from restore.guard import require_read_only
 from restore.targets import Target, TargetRole, require_role
 
@@ -49,6 +50,11 @@ class RestoreTargets:
 
     def listed(self) -> list[Target]:
         return sorted(self.settings.all_targets().values(), key=lambda t: (t.role.value, t.name))
+
+    def write_warnings(self) -> list[str]:
+        """For each replica or backup target whose login can write: a warning that says how to make it read-only."""
+        checks = [write_check(t) for t in self.listed() if t.role is not TargetRole.PRODUCTION and t.dsn]
+        return [warning for warning in map(write_warning, checks) if warning]
 
     def query_target(self, name: str) -> Target:
         targets = self.settings.all_targets()

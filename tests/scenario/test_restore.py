@@ -326,3 +326,20 @@ def test_restore_work_from_the_channel(
         figures = [e.data for e in rewind.entries() if e.kind == "restore"]
         assert [f["operation"] for f in figures] == ["replica up", "diff", "deps", "deps", "gap", "plan", "verify"]
         rewind.services.jobs.shutdown()
+
+
+def test_targets_warns_of_a_read_only_target_whose_login_can_write(rewind: Rewind, slack: LocalSlack) -> None:
+    listing = rewind.driver.command("targets").json()["text"]
+    assert "`replica` — replica" in listing
+    warnings = eventually(lambda: [t for t in ephemerals_to(slack, DEFAULT_USER) if "can write" in t])
+    assert len(warnings) == 1 and "replica target 'replica'" in warnings[0] and "rewind fence role" in warnings[0]
+    assert PASSWORD not in warnings[0] and "prod" not in warnings[0].split("can write")[0]
+
+
+def test_a_huge_value_is_cut_on_the_server_and_the_message_says_so(rewind: Rewind, slack: LocalSlack) -> None:
+    rewind.driver.command("query replica SELECT 1 AS id, repeat('x', 50000000) AS wide")
+    posted = eventually(
+        lambda: [c.params["text"] for c in slack.calls("chat.postMessage") if "wide" in c.params["text"]]
+    )
+    assert "were cut to their first" in posted[0] and "47.7 MB" in posted[0]
+    assert len(posted[0]) < 4000
