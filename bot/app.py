@@ -10,6 +10,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.scribe.names import UserDirectory, name_from_profile
 from bot.services import Services
 from handlers import approvals, commands, messages, postmortem, reactions, restore, shortcuts
+from handlers.restore_views import SlackNotifier
 
 LISTENER_THREADS = 32
 LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests; never used with real Slack
@@ -50,6 +51,15 @@ def build_app(
         module.register(app, services)
     reactions.register_unmatched(app)  # last: Bolt runs the first listener that matches
     return app
+
+
+def speak_outside_bolt(services: Services) -> WebClient:
+    """For a process that is not the bot but posts as it (`rewind exec --request`): the same client, the same words.
+    Reactions on what it posts reach the bot, which counts the approvals."""
+    client = build_client(services)
+    services.approvals.group_members = lambda group: client.usergroups_users_list(usergroup=group)["users"]
+    services.jobs.bind(SlackNotifier(client))
+    return client
 
 
 def _lookup_name(client: WebClient, user_id: str) -> str | None:

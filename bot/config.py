@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     live_replica_target: str | None = None  # a replica of production: diffs with a `where` read live there
     query_max_rows: int = Field(20, ge=1, le=100)  # rows shown inline by `/inc query`; more go to a CSV file
 
+    exec_channel: str | None = None  # `rewind exec --request` asks here; unset: the open incident declared last
+    exec_requester: str | None = None  # the Slack user id of whoever runs `rewind exec --request` here
+    exec_wait_seconds: int | None = Field(None, ge=1)  # how long it waits for approvals; unset: the proposal's TTL
+
     shell_files_dir: Path = Path("rewind-files")  # shell mode saves what the bot uploads (post-mortems, CSVs) here
 
     @field_validator("slash_command")

@@ -12,7 +12,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals.views import Decision, ProposalView, Verdict
+from bot.approvals.views import COMMAND, Decision, ProposalView, Verdict
 from bot.services import Services
 from handlers.blocks import Block, context, header, section
 from handlers.slackio import fetch_message
@@ -119,7 +119,12 @@ def proposal_message(p: ProposalView) -> tuple[str, list[Block]]:
     icon = STATUS_ICONS.get(p.status, "")
     title = f"Proposal #{p.number} on {p.target} — {p.status}"
     dry = p.dry_run
-    if dry.get("ok"):
+    if p.kind == COMMAND:
+        dry_text = (
+            "*Script run*: no dry run. Once approved, the `rewind exec --request` that asked runs it once, in its own "
+            "environment. An edited script hashes differently, so these approvals would not apply to it."
+        )
+    elif dry.get("ok"):
         per_statement = "\n".join(
             f"{i}. `{s['statement'][:80]}` → {s['rows']:,} rows"
             for i, s in enumerate(dry.get("statements", [])[:15], 1)

@@ -10,7 +10,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.approvals.views import ProposalView
+from bot.approvals.views import COMMAND, ProposalView
 from bot.restore_work.notifier import JobThread, QueryAnswer, Verification
 from handlers.approvals import INLINE_SQL_CHARS, proposal_message
 from handlers.blocks import section
@@ -170,6 +170,12 @@ def to_csv(result: QueryResult) -> str:
 def execution_text(view: ProposalView) -> str:
     result = view.result or {}
     approvers = ", ".join(f"<@{u}>" for u in view.approvers) or "nobody"
+    if view.kind == COMMAND and "exit_code" in result:
+        icon = ":white_check_mark:" if result["exit_code"] == 0 else ":x:"
+        return (
+            f"{icon} Proposal #{view.number}: the command ran once against {view.target} and exited with code "
+            f"{result['exit_code']} in {result.get('seconds', 0):.2f}s, approved by {approvers}."
+        )
     if view.status == "executed":
         counts = ", ".join(str(c) for c in result.get("counts", []))
         return (

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bot.approvals.context import Context, timeline_entry
 from bot.approvals.execution import claim_execution
 from bot.approvals.policy import Policy
-from bot.approvals.views import PENDING, Decision, Verdict, get, standing_approvers, view
+from bot.approvals.views import COMMAND, PENDING, Decision, Verdict, get, standing_approvers, view
 from bot.scribe.timeline import DuplicateEvent, claim_event
 from bot.store.models import EntryKind, EntrySource, Incident, Proposal, ProposalApproval, ProposalStatus
 
@@ -22,6 +22,8 @@ Act = Callable[[Session, Proposal, str, datetime], Decision]
 def approve(ctx: Context, proposal_id: int, user_id: str, *, event_id: str | None = None) -> Decision:
     """Count `user_id`'s approval; when it reaches the threshold, claim the execution (see Verdict.EXECUTE)."""
     decision = _decide(ctx, proposal_id, user_id, event_id, _approve)
+    if decision.verdict is Verdict.EXECUTE and decision.proposal is not None and decision.proposal.kind == COMMAND:
+        return Decision(Verdict.APPROVED, decision.proposal)
     if decision.verdict is Verdict.EXECUTE and decision.proposal is not None:
         if not claim_execution(ctx, decision.proposal.id):
             return Decision(Verdict.COUNTED, get(ctx.store, decision.proposal.id))

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from bot.approvals.context import Context, timeline_entry
 from bot.approvals.policy import sql_sha256
-from bot.approvals.views import ProposalView, standing_approvers, view
+from bot.approvals.views import COMMAND, ProposalView, standing_approvers, view
 from bot.errors import UsageError
 from bot.store.models import AuditLog, EntryKind, Incident, Proposal, ProposalStatus
 from bot.store.session import Store
@@ -47,6 +47,8 @@ def execute(ctx: Context, proposal_id: int) -> ProposalView:
         proposal = session.get_one(Proposal, proposal_id)
         if proposal.status != ProposalStatus.EXECUTING or proposal.xid is not None or proposal.result is not None:
             raise UsageError(f"Proposal #{proposal.number} is {proposal.status}; it runs only once.")
+        if proposal.kind == COMMAND:  # its text describes a command; only the requester's process runs it
+            raise UsageError(f"Proposal #{proposal.number} is a script run; the process that asked for it runs it.")
         sql_text, target_name = proposal.sql_text, proposal.target
         expected = (proposal.dry_run or {}).get("counts")
         if sql_sha256(sql_text) != proposal.sql_sha256:  # the store was tampered with: never run it
@@ -63,11 +65,11 @@ def execute(ctx: Context, proposal_id: int) -> ProposalView:
             lock_timeout_s=ctx.policy.lock_timeout_s,
         )
     except RewindError as exc:
-        return _finish(ctx, proposal_id, ok=False, error=mask_dsn(str(exc)), started=started)
+        return finish(ctx, proposal_id, ok=False, error=mask_dsn(str(exc)), started=started)
     except Exception as exc:  # a driver or network failure: the xid (if stored) tells reconcile() the truth
         log.exception("proposal %s: execution interrupted", proposal_id)
-        return _finish(ctx, proposal_id, ok=False, error=f"interrupted: {mask_dsn(str(exc))}", started=started)
-    return _finish(
+        return finish(ctx, proposal_id, ok=False, error=f"interrupted: {mask_dsn(str(exc))}", started=started)
+    return finish(
         ctx, proposal_id, ok=True, counts=result.counts, seconds=result.seconds, started=started, xid=result.xid
     )
 
@@ -83,7 +85,7 @@ def record_xid(store: Store, proposal_id: int, xid: int) -> None:
         )
 
 
-def _finish(
+def finish(
     ctx: Context,
     proposal_id: int,
     *,
@@ -94,6 +96,7 @@ def _finish(
     error: str | None = None,
     xid: int | None = None,
     how: str = "",
+    result_extra: dict[str, Any] | None = None,
 ) -> ProposalView:
     now = ctx.clock()
     with ctx.store.transaction() as session:
@@ -110,6 +113,7 @@ def _finish(
             proposal.result["error"] = error
         if how:
             proposal.result["how"] = how
+        proposal.result.update(result_extra or {})
         session.add(
             AuditLog(
                 at=now,
@@ -126,7 +130,9 @@ def _finish(
             )
         )
         incident = session.get_one(Incident, proposal.incident_id)
-        if ok:
+        if ok and proposal.kind == COMMAND:
+            text = f"Proposal #{proposal.number} ran its command against {proposal.target} in {duration:.2f}s"
+        elif ok:
             text = f"Proposal #{proposal.number} executed on {proposal.target}: {rows} rows in {duration:.2f}s"
         else:
             text = f"Proposal #{proposal.number} failed on {proposal.target}: {error}"
@@ -171,7 +177,7 @@ def reconcile(ctx: Context, *, stale_after: timedelta = timedelta(minutes=10)) -
             if since is not None and now - since < stale_after:
                 continue
             how = "(reconciled after a restart: the bot stopped before COMMIT, so nothing was committed)"
-            resolved.append(_finish(ctx, proposal_id, ok=False, started=started, error="interrupted", how=how))
+            resolved.append(finish(ctx, proposal_id, ok=False, started=started, error="interrupted", how=how))
             continue
         try:
             status = apply.check_xact(ctx.target(target_name), xid)
@@ -181,10 +187,10 @@ def reconcile(ctx: Context, *, stale_after: timedelta = timedelta(minutes=10)) -
         if status == "committed":
             how = f"(reconciled after a restart: pg_xact_status({xid}) = committed)"
             counts = (dry or {}).get("counts")  # COMMIT is reached only when the counts equal the dry run's
-            resolved.append(_finish(ctx, proposal_id, ok=True, started=started, counts=counts, how=how, xid=xid))
+            resolved.append(finish(ctx, proposal_id, ok=True, started=started, counts=counts, how=how, xid=xid))
         elif status == "aborted":
             how = f"(reconciled after a restart: pg_xact_status({xid}) = aborted; nothing was changed)"
-            resolved.append(_finish(ctx, proposal_id, ok=False, started=started, error="rolled back", how=how))
+            resolved.append(finish(ctx, proposal_id, ok=False, started=started, error="rolled back", how=how))
         elif status is None:
             log.warning("proposal %s: the target no longer knows xid %s; check it by hand", proposal_id, xid)
     return resolved
@@ -193,4 +199,5 @@ def reconcile(ctx: Context, *, stale_after: timedelta = timedelta(minutes=10)) -
 def approved_unclaimed(store: Store) -> list[int]:
     """Approved proposals whose executing process died before claiming them: still safe to run once."""
     with store.transaction() as session:
-        return list(session.scalars(select(Proposal.id).where(Proposal.status == ProposalStatus.APPROVED)))
+        approved = select(Proposal.id).where(Proposal.status == ProposalStatus.APPROVED, Proposal.kind != COMMAND)
+        return list(session.scalars(approved))

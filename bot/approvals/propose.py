@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 
 from bot.approvals.context import Context, timeline_entry
 from bot.approvals.policy import eligible_users, sql_sha256
-from bot.approvals.views import PENDING, Proposed, view
+from bot.approvals.views import COMMAND, PENDING, Proposed, view
 from bot.errors import UsageError
 from bot.scribe.incidents import require_incident
 from bot.store.models import EntryKind, EntrySource, Proposal, ProposalStatus
@@ -48,7 +48,11 @@ def propose(
             superseded = list(
                 session.scalars(
                     select(Proposal)
-                    .where(Proposal.incident_id == incident.id, Proposal.status.in_(PENDING))
+                    .where(
+                        Proposal.incident_id == incident.id,
+                        Proposal.status.in_(PENDING),
+                        Proposal.kind != COMMAND,  # a script run waiting for approval is not a draft of this SQL
+                    )
                     .with_for_update()
                 )
             )

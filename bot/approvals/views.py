@@ -15,6 +15,7 @@ from bot.store.models import AuditLog, Proposal, ProposalApproval, ProposalStatu
 from bot.store.session import Store
 
 PENDING = (ProposalStatus.PROPOSED,)
+COMMAND = "command"  # a script run asked for by `rewind exec --request`: its requester's process runs it, never the bot
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ProposalView:
 class Verdict(StrEnum):
     COUNTED = "counted"  # an approval recorded; the threshold is not reached (or another caller executes)
     EXECUTE = "execute"  # the threshold is reached and this caller won the claim: it must call execute()
+    APPROVED = "approved"  # the threshold is reached on a command: the requester's waiting process runs it
     ALREADY = "already"  # this user's approval was already counted
     REVOKED = "revoked"
     REJECTED = "rejected"

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bot.cli.importing import register as register_import
 from bot.cli.postmortem import register as register_postmortem
+from bot.cli.scripts import request_handler
 from bot.config import ConfigError, Settings, load_settings
 from restore.cli import register as register_restore
 from restore.errors import RewindError
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply the store's migrations").set_defaults(func=cmd_db_upgrade)
 
-    register_restore(sub, _targets)
+    register_restore(sub, _targets, request=request_handler(load_settings))
     register_import(sub, load_settings)
     register_postmortem(sub, load_settings)
     return parser

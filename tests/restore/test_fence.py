@@ -324,9 +324,9 @@ def test_exec_checks_only_the_variables_named(
     marker.unlink()
     done = _rewind("exec", "--env", "LEGACY_URL", "--", *_writer(marker), env=env)
     assert done.returncode == 3 and "LEGACY_URL" in done.stderr and not marker.exists()
-    # Without --request support wired in, asking for approval says so and still starts nothing.
+    # Asking for approval with no incident channel to ask in says where to ask, and still starts nothing.
     done = _rewind("exec", "--request", "--", *_writer(marker), env=env)
-    assert done.returncode == 1 and "approval" in done.stderr and not marker.exists()
+    assert done.returncode == 1 and "no open incident to ask in" in done.stderr and not marker.exists()
 
 
 def test_exec_checks_a_libpq_keyword_dsn_and_the_libpq_environment(

@@ -54,7 +54,7 @@ else:  # COMMIT is done; the outcome is not recorded yet
     def hold_before_report(ctx, proposal_id, **kwargs):
         print("in window", flush=True)
         time.sleep(60)
-    execution._finish = hold_before_report
+    execution.finish = hold_before_report
 service.execute(int(sys.argv[1]))
 """
 

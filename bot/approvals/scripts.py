@@ -1,0 +1,204 @@
+"""Script runs behind the fence: `rewind exec --request` asks in the incident channel, and runs the command once.
+
+The request is a proposal of kind `command`. Its text (what the SHA-256 binds) names the command line, the SHA-256
+of the script file it runs, who asked from which host, and which variable reaches which production target. The bot
+counts approvals as for SQL, but never runs a command: the waiting process claims the approved proposal (the same
+conditional UPDATE as SQL, so it runs once), checks that the script still hashes the same, runs it with its
+environment untouched, and records the exit code. An edited script changes the text, so the approval does not apply.
+"""
+
+import getpass
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from bot.approvals.context import Context, timeline_entry
+from bot.approvals.execution import claim_execution, finish
+from bot.approvals.policy import eligible_users, sql_sha256
+from bot.approvals.views import COMMAND, ProposalView, Proposed, get, view
+from bot.errors import UsageError
+from bot.scribe.incidents import require_incident
+from bot.store.models import EntryKind, EntrySource, Incident, IncidentStatus, Proposal, ProposalStatus
+from restore.fence import Hit, script_file, script_sha256
+
+POLL_S = 0.5
+SETTLED = frozenset({ProposalStatus.REJECTED, ProposalStatus.EXPIRED, ProposalStatus.SUPERSEDED, ProposalStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class ScriptRequest:
+    """What a person asks to run, as the approvers will read it; `text` is what the approvals are bound to."""
+
+    argv: tuple[str, ...]
+    target: str
+    text: str
+
+    @classmethod
+    def of(cls, argv: Sequence[str], hits: Sequence[Hit], *, requester: str | None = None) -> "ScriptRequest":
+        targets = sorted({hit.target for hit in hits if hit.target})
+        if len(targets) != 1:
+            reached = ", ".join(targets) or "no production target it could name"
+            raise UsageError(
+                f"A script run is approved for one production target; this command reaches {reached}. "
+                "Run it once per target, with --env naming the variable for that target."
+            )
+        path, digest = script_file(argv), script_sha256(argv)
+        who = requester or getpass.getuser()
+        lines = [
+            f"$ {shlex.join(argv)}",
+            f"script: {path} sha256 {digest}" if path else "script: none named (the command line is what is approved)",
+            f"asked by {who} on {socket.gethostname()}",
+            *(f"{hit.var} ({hit.dsn}) reaches production target {hit.target}" for hit in hits),
+        ]
+        return cls(tuple(argv), targets[0], "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class ScriptOutcome:
+    proposal: ProposalView
+    exit_code: int | None  # None: it never ran (rejected, expired, timed out, or the script changed)
+    reason: str
+    timed_out: bool = False
+
+
+def request_run(ctx: Context, channel_id: str, request: ScriptRequest, requester_id: str) -> Proposed:
+    """Record the request as a `command` proposal; nothing it could supersede, no dry run (a command has none)."""
+    ctx.target(request.target)  # a configured production target, or a TargetError saying which exist
+    eligible = eligible_users(ctx.policy, ctx.group_members)
+    now = ctx.clock()
+    digest = sql_sha256(request.text)
+    with ctx.store.transaction() as session:
+        incident = require_incident(session, channel_id, lock=True)
+        number = (session.scalar(select(func.max(Proposal.number)).where(Proposal.incident_id == incident.id)) or 0) + 1
+        summary = f"run `{shlex.join(request.argv)[:70]}`"
+        proposal = Proposal(
+            incident_id=incident.id,
+            number=number,
+            kind=COMMAND,
+            summary=summary,
+            target=request.target,
+            sql_text=request.text,
+            sql_sha256=digest,
+            status=ProposalStatus.PROPOSED,
+            proposer_id=requester_id,
+            proposer_name=None,
+            approvals_required=ctx.policy.approvals_required,
+            eligible={"users": eligible},
+            dry_run={"ok": True, "kind": COMMAND},
+            plan=None,
+            channel_id=channel_id,
+            created_at=now,
+            remind_at=now + ctx.policy.ttl / 2,
+            expires_at=now + ctx.policy.ttl,
+        )
+        session.add(proposal)
+        session.flush()
+        text = f"Proposal #{number} on {request.target}: {summary} (sha256 {digest[:12]}), waiting for approval"
+        data = {"proposal": number, "sql_sha256": digest, "target": request.target, "status": proposal.status}
+        session.add(
+            timeline_entry(
+                incident, EntryKind.PROPOSAL, text, now, data, source=EntrySource.COMMAND, user_id=requester_id
+            )
+        )
+        session.flush()
+        return Proposed(view(session, proposal), [])
+
+
+def incident_channel(ctx: Context, configured: str | None) -> str:
+    """Where requests go: the configured channel, else the open incident declared last."""
+    if configured:
+        return configured
+    with ctx.store.transaction() as session:
+        channel = session.scalar(
+            select(Incident.channel_id)
+            .where(Incident.status == IncidentStatus.OPEN)
+            .order_by(Incident.declared_at.desc())
+            .limit(1)
+        )
+    if channel is None:
+        raise UsageError(
+            "There is no open incident to ask in. Declare one in Slack (`/inc declare …`, or `/inc declare --here` "
+            "in an ops channel), or set REWIND_EXEC_CHANNEL to its channel id."
+        )
+    return channel
+
+
+def wait_and_run(
+    ctx: Context,
+    request: ScriptRequest,
+    proposal_id: int,
+    *,
+    deadline: datetime,
+    say: Callable[[str], None],
+    run: Callable[[Sequence[str]], int] | None = None,
+) -> ScriptOutcome:
+    """Wait for the decision; when approved, claim the run, check the script's hash again, run it once."""
+    shown = -1
+    while True:
+        proposal = get(ctx.store, proposal_id)
+        if proposal.status == ProposalStatus.APPROVED:
+            break
+        if proposal.status in SETTLED:
+            return ScriptOutcome(proposal, None, f"proposal #{proposal.number} was {proposal.status}")
+        if ctx.clock() >= deadline:
+            return ScriptOutcome(_expire(ctx, proposal_id), None, "no decision before the timeout", timed_out=True)
+        if len(proposal.approvers) != shown:
+            shown = len(proposal.approvers)
+            say(f"waiting for approvals: {shown}/{proposal.approvals_required}")
+        time.sleep(POLL_S)
+    if not claim_execution(ctx, proposal_id):
+        return ScriptOutcome(get(ctx.store, proposal_id), None, "another process claimed this run")
+    if sql_sha256(_with_current_script(request)) != proposal.sql_sha256:
+        error = "the script changed after it was proposed; its approvals do not apply to the new text"
+        done = finish(ctx, proposal_id, ok=False, started=ctx.clock(), error=error)
+        return ScriptOutcome(done, None, error)
+    started = ctx.clock()
+    exit_code = (run or _run)(request.argv)
+    seconds = (ctx.clock() - started).total_seconds()
+    how = f"(exit code {exit_code})"
+    done = finish(
+        ctx,
+        proposal_id,
+        ok=exit_code == 0,
+        started=started,
+        seconds=round(seconds, 3),
+        error=None if exit_code == 0 else f"the command exited with code {exit_code}",
+        how=how,
+        result_extra={"exit_code": exit_code},
+    )
+    return ScriptOutcome(done, exit_code, how)
+
+
+def _with_current_script(request: ScriptRequest) -> str:
+    """The request's text with the script's hash as it is now on disk."""
+    path, digest = script_file(request.argv), script_sha256(request.argv)
+    lines = request.text.split("\n")
+    lines[1] = f"script: {path} sha256 {digest}" if path else lines[1]
+    return "\n".join(lines)
+
+
+def _expire(ctx: Context, proposal_id: int) -> ProposalView:
+    with ctx.store.transaction() as session:
+        proposal = session.scalars(select(Proposal).where(Proposal.id == proposal_id).with_for_update()).one()
+        if proposal.status == ProposalStatus.PROPOSED:
+            proposal.status, proposal.decided_at = ProposalStatus.EXPIRED, ctx.clock()
+            incident = session.get_one(Incident, proposal.incident_id)
+            text = f"Proposal #{proposal.number} expired: its requester stopped waiting"
+            data = {"proposal": proposal.number, "status": ProposalStatus.EXPIRED}
+            session.add(timeline_entry(incident, EntryKind.PROPOSAL, text, ctx.clock(), data))
+        session.flush()
+        return view(session, proposal)
+
+
+def _run(argv: Sequence[str]) -> int:
+    """The command as typed, in this process's environment, unchanged; its exit code passed through."""
+    try:
+        return subprocess.run(list(argv), check=False).returncode
+    except OSError as exc:
+        raise UsageError(f"Could not start {argv[0]!r}: {exc.strerror}.") from exc
