@@ -11,6 +11,7 @@ from bot.scribe.names import UserDirectory, name_from_profile
 from bot.services import Services
 from handlers import approvals, commands, messages, postmortem, reactions, restore, shortcuts
 from handlers.restore_views import SlackNotifier
+from handlers.slackio import WorkspaceClient, speak_the_workspace_command
 
 LISTENER_THREADS = 32
 LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests; never used with real Slack
@@ -18,7 +19,11 @@ LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests;
 
 def build_client(services: Services) -> WebClient:
     settings = services.settings
-    client = WebClient(token=settings.slack_bot_token or "xoxb-local", base_url=settings.slack_api_url)
+    client = WorkspaceClient(
+        token=settings.slack_bot_token or "xoxb-local",
+        base_url=settings.slack_api_url,
+        slash_command=settings.slash_command,
+    )
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
     return client
 
@@ -47,6 +52,7 @@ def build_app(
     )
     services.names = UserDirectory(lambda user_id: _lookup_name(app.client, user_id))
     services.approvals.group_members = lambda group: app.client.usergroups_users_list(usergroup=group)["users"]
+    speak_the_workspace_command(app, settings.slash_command)
     for module in (commands, reactions, approvals, restore, messages, shortcuts, postmortem):
         module.register(app, services)
     reactions.register_unmatched(app)  # last: Bolt runs the first listener that matches

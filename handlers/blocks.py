@@ -9,6 +9,7 @@ from bot.errors import UsageError
 from bot.grammar.commands import HELP
 from bot.grammar.slacktext import escape
 from bot.grammar.times import format_time
+from bot.manifest import SLASH_COMMAND, with_slash_command_everywhere
 from bot.scribe.incidents import Summary
 from bot.scribe.runofshow import mention
 from bot.store.models import Entry, EntryKind, Flag, FlagStatus, Incident, Step, Task, TaskKind
@@ -24,8 +25,9 @@ class Reply:
     public: bool = False  # posted to the channel; otherwise only the person who typed sees it
     followup: Callable[[], None] | None = None  # slow work, run after the ack (the reply says it has started)
 
-    def payload(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks or [section(self.text)]}
+    def payload(self, slash: str = SLASH_COMMAND) -> dict[str, Any]:
+        """The reply as Slack takes it, naming the slash command as the workspace configured it."""
+        return with_slash_command_everywhere({"text": self.text, "blocks": self.blocks or [section(self.text)]}, slash)
 
 
 def section(text: str) -> Block:
@@ -64,7 +66,7 @@ def error(exc: Exception, slash: str) -> Reply:
     example = getattr(exc, "example", None) if isinstance(exc, UsageError) else None
     if example:
         shown = example if example.startswith("/") else f"{slash} {example}"
-        lines.append(f"Try: `{shown.replace('/inc', slash, 1)}`")
+        lines.append(f"Try: `{shown}`")
     return Reply("\n".join(lines))
 
 

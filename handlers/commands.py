@@ -59,13 +59,13 @@ def register(app: App, services: Services) -> None:
             )
             reply = dispatch(services, client, inv, parsed)
         except RewindError as exc:
-            ack(**blocks.error(exc, slash).payload())
+            ack(**blocks.error(exc, slash).payload(slash))
             return
         if reply.public:
             ack()
-            say(channel=inv.channel_id, metadata=receipt_metadata(parsed), **reply.payload())
+            say(channel=inv.channel_id, metadata=receipt_metadata(parsed), **reply.payload(slash))
         else:
-            ack(**reply.payload())
+            ack(**reply.payload(slash))
         if reply.followup:
             _run_followup(reply.followup, client, inv)
         services.names.name(inv.user_id)  # after the ack: learn the real name for this user's next entries

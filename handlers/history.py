@@ -6,7 +6,6 @@ the result. Merged into handlers.commands through `HANDLERS`.
 """
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,13 +27,8 @@ Handler = Callable[[Services, WebClient, Any, Any], Reply]
 
 
 def _import_history(services: Services, client: WebClient, inv: Any, cmd: ImportHistory) -> Reply:
-    worker = threading.Thread(
-        target=import_channel_history,
-        args=(services, client, inv.channel_id),
-        name=f"import-history-{inv.channel_id}",
-        daemon=True,
-    )
-    worker.start()
+    # On the restore jobs' pool rather than a thread of its own, so piped shell input waits for it like for them.
+    services.jobs.background.submit(import_channel_history, services, client, inv.channel_id)
     return Reply("Reading this channel's history. I'll post a progress message here and the result when done.")
 
 

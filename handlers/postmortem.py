@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import RewindError, UsageError
 from bot.grammar import commands as grammar
 from bot.grammar.slacktext import escape
+from bot.manifest import with_slash_command
 from bot.postmortem.build import build_postmortem
 from bot.postmortem.model import PostMortem
 from bot.postmortem.picture import render_png, render_svg
@@ -75,7 +76,11 @@ def publish(services: Services, client: WebClient, channel_id: str) -> None:
     client.files_upload_v2(
         channel=channel_id,
         file_uploads=[
-            {"content": render_markdown(pm), "filename": f"{slug}-postmortem.md", "title": "Post-mortem"},
+            {
+                "content": with_slash_command(render_markdown(pm), services.settings.slash_command),
+                "filename": f"{slug}-postmortem.md",
+                "title": "Post-mortem",
+            },
             picture,
         ],
     )

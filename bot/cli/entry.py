@@ -8,6 +8,7 @@ from bot.cli.importing import register as register_import
 from bot.cli.postmortem import register as register_postmortem
 from bot.cli.scripts import request_handler
 from bot.config import ConfigError, Settings, load_settings
+from bot.manifest import SLASH_COMMAND, with_slash_command
 from restore.cli import register as register_restore
 from restore.errors import RewindError
 from restore.targets import Target, mask_dsn
@@ -60,6 +61,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
 
 
+def _slash_command() -> str:
+    """The configured slash command, for error messages that name it; the default when settings can't be read."""
+    try:
+        return load_settings().slash_command
+    except ConfigError:
+        return SLASH_COMMAND
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rewind: {mask_dsn(str(exc))}", file=sys.stderr)
         return 2
     except RewindError as exc:
-        print(f"rewind: {mask_dsn(str(exc))}", file=sys.stderr)
+        print(f"rewind: {with_slash_command(mask_dsn(str(exc)), _slash_command())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.errors import UsageError
+from bot.manifest import with_slash_command
 from bot.postmortem.build import build_postmortem, find_incident_id
 from bot.postmortem.model import PostMortem
 from bot.postmortem.picture import render_png, render_svg
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         pm = build_postmortem(store, incident_id, names={}, zone=settings.zone)
     finally:
         store.dispose()
-    document = RENDERERS[args.format](pm)
+    document = with_slash_command(RENDERERS[args.format](pm), settings.slash_command)
     if args.out:
         args.out.write_text(document, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)

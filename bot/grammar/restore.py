@@ -1,4 +1,4 @@
-"""The `/inc` verbs of restore work: queries, diffs, plans and proposals (DESIGN.md §3, issue 5).
+"""The `/inc` verbs of restore work: queries, diffs, plans and proposals, replicas and backups.
 
 `bot.grammar.commands` merges `PARSERS` and `HELP` into the grammar. `/inc plan` is shared with the run of show:
 `plan <table> deleted …` is a restore plan, anything else a list of steps.

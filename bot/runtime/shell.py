@@ -21,7 +21,7 @@ from bot.grammar.slacktext import escape, unescape
 from bot.localslack import wire as slackwire
 from bot.localslack.standin import LocalSlack, RecordedCall
 from bot.localslack.workspace import BOT_USER_ID, SlackError
-from bot.manifest import ADD_TO_TIMELINE
+from bot.manifest import ADD_TO_TIMELINE, with_slash_command
 from bot.services import Services
 
 SHELL_USER = ("U0SHELL", "you")
@@ -103,7 +103,7 @@ class Shell:
     def _meta(self, line: str) -> None:
         verb, _, rest = line.partition(" ")
         if verb == ":help":
-            self._say(SHELL_HELP)
+            self._say(with_slash_command(SHELL_HELP, self.services.settings.slash_command))
         elif verb == ":join":
             self.channel_id = self.slack.channel(rest.strip().lstrip("#"))["id"]
             self._say(f"(shell) now in #{self._channel_name()}")

@@ -97,7 +97,7 @@ def test_the_shell_shows_uploads_edits_and_canvases_and_undoes_slack_escapes(tmp
     assert channel.endswith("-prices-fees-vanished")  # the slug is made from "&", not from "&amp;"
     assert "[2] you: R&D says <b> is gone" in lines
 
-    assert any(line.startswith("(edited) [") and "History read: 3 messages" in line for line in lines), out
+    assert any(line.startswith("(edited) [") and "History read:" in line for line in lines), out
     uploaded = [line for line in lines if " rewind uploaded " in line]
     assert len(uploaded) == 2 and all(line.startswith("[") for line in uploaded)
     md_line = next(line for line in uploaded if "postmortem.md" in line)
