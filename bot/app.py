@@ -10,6 +10,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.scribe.names import UserDirectory, name_from_profile
 from bot.services import Services
 from handlers import approvals, commands, messages, postmortem, reactions, restore, shortcuts
+from handlers.restore_views import SlackNotifier
 
 LISTENER_THREADS = 32
 LOCAL_SIGNING_SECRET = "rewind-shell-mode"  # shell mode signs its own requests; never used with real Slack
@@ -50,6 +51,15 @@ def build_app(
         module.register(app, services)
     reactions.register_unmatched(app)  # last: Bolt runs the first listener that matches
     return app
+
+
+def bind_slack_without_bolt(services: Services) -> WebClient:
+    """For a process that posts to Slack but receives no events (`rewind mcp`): proposals and restore work speak
+    through the Web API, as in the bot. The bot process, sharing the store, handles the reactions on them."""
+    client = build_client(services)
+    services.jobs.bind(SlackNotifier(client))
+    services.approvals.group_members = lambda group: client.usergroups_users_list(usergroup=group)["users"]
+    return client
 
 
 def _lookup_name(client: WebClient, user_id: str) -> str | None:

@@ -9,7 +9,6 @@ from bot.errors import UsageError
 from restore.errors import TargetError
 from restore.targets import Target, TargetRole
 
-
 AGENT_PREFIX = "agent:"  # user ids of programs that act through Rewind's agent interface, e.g. "agent:mcp"
 
 
