@@ -157,6 +157,18 @@ class Agent:
             cut=cut,
         )
 
+    def record_unreached(self, name: str, arguments: dict[str, Any], detail: str) -> None:
+        """A call the protocol layer refused before any tool ran (unknown tool, arguments against the schema)."""
+        record_call(
+            self.services.store,
+            actor=self.actor,
+            tool=name[:64],
+            arguments=jsonable(arguments),
+            outcome=REFUSED,
+            detail=detail,
+            seconds=0.0,
+        )
+
 
 # --- parameters the tools share ------------------------------------------------------------------------------------
 

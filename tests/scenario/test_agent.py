@@ -3,6 +3,7 @@ client over stdio, next to a running bot that shares its store, with real Postgr
 stand-in. The agent lists its tools, reads the backup, is refused production and a write with the guard's message,
 plans the restore and proposes it; the proposal waits in Slack until two people approve it there, then runs once."""
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 from sqlalchemy import select
 
@@ -110,10 +112,14 @@ def test_an_agent_reads_plans_and_proposes_and_people_approve_in_slack(
         ("rewind_query", "ok"),
         ("rewind_query", "refused"),
         ("rewind_query", "refused"),
+        ("rewind_query", "refused"),
+        ("rewind_approve", "refused"),
         ("rewind_plan", "ok"),
         ("rewind_propose", "ok"),
     ]
     assert {c.actor for c in calls} == {"agent:mcp"} and calls[3].arguments["sql"] == WRITE
+    assert "sql" in (calls[4].detail or "") and calls[4].arguments == {"target": "nightly"}
+    assert "rewind_approve" in (calls[5].detail or "")
     [execution] = executions
     assert execution.proposer_id == "agent:mcp" and execution.approvers == {"users": [BOB, CAROL]}
 
@@ -143,6 +149,10 @@ async def agent_session(parameters: StdioServerParameters, log: Path, shop: dict
                 require_read_only(WRITE)
             write = await session.call_tool("rewind_query", {"target": "nightly", "sql": WRITE})
             assert write.is_error and answer(write)["error"] == str(guard.value)
+
+            for name, arguments in (("rewind_query", {"target": "nightly"}), ("rewind_approve", {"proposal": 1})):
+                with contextlib.suppress(MCPError):  # refused by the SDK before any tool runs, as an error result
+                    assert (await session.call_tool(name, arguments)).is_error  # or as a protocol error
 
             plan = answer(
                 await session.call_tool("rewind_plan", {"table": "products", "deleted": True, "with_dependents": True})
