@@ -23,10 +23,12 @@ MakeAgent = Callable[..., tuple[Agent, Services]]
 @pytest.fixture
 def make_agent(shop: dict[str, str], slack: LocalSlack, tmp_path: Path) -> Iterator[MakeAgent]:  # noqa: F811
     """An agent over the shop's targets (extra settings as keywords; `declare=False` for no incident), its proposals
-    posted to the stand-in's incident channel."""
+    posted to the stand-in's incident channel (`slack_side=False`: a process with no Slack connection)."""
     made: list[Services] = []
 
-    def make(*, declare: bool = True, cap: int | None = None, **overrides: Any) -> tuple[Agent, Services]:
+    def make(
+        *, declare: bool = True, cap: int | None = None, slack_side: bool = True, **overrides: Any
+    ) -> tuple[Agent, Services]:
         store = Store(f"sqlite:///{tmp_path / f'rewind-{len(made)}.db'}")
         upgrade(store)
         targets = {
@@ -42,7 +44,8 @@ def make_agent(shop: dict[str, str], slack: LocalSlack, tmp_path: Path) -> Itera
             services.incidents.declare(
                 title="Prices vanished", user_id=DEFAULT_USER, channel_id=DEFAULT_CHANNEL, channel_name="inc-db-outage"
             )
-        bind_slack_without_bolt(services)
+        if slack_side:
+            bind_slack_without_bolt(services)
         made.append(services)
         return (Agent(services) if cap is None else Agent(services, cap=cap)), services
 

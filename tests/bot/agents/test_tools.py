@@ -188,6 +188,14 @@ def test_propose_aims_only_at_production(make_agent: MakeAgent) -> None:
     assert audit_lines(services)[-1].outcome == "refused"
 
 
+def test_without_slack_nothing_is_proposed_that_nobody_could_see(make_agent: MakeAgent) -> None:
+    agent, services = make_agent(slack_side=False)
+    refused = agent.call("rewind_propose", target="prod", sql="UPDATE prices SET amount = 1 WHERE id = 2", reason="x")
+    assert not refused.ok and "set SLACK_BOT_TOKEN" in refused.error
+    assert services.approvals.in_incident(1) == []
+    assert agent.call("rewind_query", target="nightly", sql="SELECT 1").ok  # reading needs no Slack
+
+
 def test_the_incident_is_the_configured_channel_or_the_only_open_one(make_agent: MakeAgent) -> None:
     agent, services = make_agent(declare=False)
     none = agent.call("rewind_diff", table="prices")
