@@ -119,7 +119,9 @@ class Agent:
         """Run one tool: refusals come back as `ok: false` with the service's message; every call is audited."""
         spec = TOOLS.get(name)
         if spec is None:
-            return ToolResult(tool=name, ok=False, error=f"There is no tool {name!r}; tools: {', '.join(TOOLS)}.")
+            error = f"There is no tool {name!r}; tools: {', '.join(TOOLS)}."
+            self.record_unreached(name, arguments, error)
+            return ToolResult(tool=name, ok=False, error=error, cap=cap_text(self.cap))
         started = time.perf_counter()
         reply: Reply | None = None
         try:

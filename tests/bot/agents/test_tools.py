@@ -226,8 +226,10 @@ def test_targets_lists_roles_sides_and_warns_of_logins_that_can_write(make_agent
 
 
 def test_an_unknown_tool_and_a_failure_are_answers_too(make_agent: MakeAgent) -> None:
-    agent, _ = make_agent()
+    agent, services = make_agent()
     unknown = agent.call("rewind_approve", proposal=1)
     assert isinstance(unknown, ToolResult) and not unknown.ok and "no tool 'rewind_approve'" in unknown.error
+    [line] = audit_lines(services)
+    assert (line.tool, line.outcome, line.arguments) == ("rewind_approve", "refused", {"proposal": 1})
     failed = agent.call("rewind_query", target="nightly", sql="SELECT nosuch FROM products")
     assert not failed.ok and 'column "nosuch" does not exist' in failed.error
