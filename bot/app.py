@@ -59,12 +59,13 @@ def build_app(
     return app
 
 
-def speak_outside_bolt(services: Services) -> WebClient:
-    """For a process that is not the bot but posts as it (`rewind exec --request`): the same client, the same words.
-    Reactions on what it posts reach the bot, which counts the approvals."""
+def bind_slack_without_bolt(services: Services) -> WebClient:
+    """For a process that posts to Slack but receives no events (`rewind mcp`, `rewind exec --request`): proposals and
+    restore work speak through the Web API, as in the bot. The bot process, sharing the store, handles the reactions
+    on them."""
     client = build_client(services)
-    services.approvals.group_members = lambda group: client.usergroups_users_list(usergroup=group)["users"]
     services.jobs.bind(SlackNotifier(client))
+    services.approvals.group_members = lambda group: client.usergroups_users_list(usergroup=group)["users"]
     return client
 
 

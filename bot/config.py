@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     backup_target: str | None = None  # compared against when no replica was provisioned in the incident
     live_replica_target: str | None = None  # a replica of production: diffs with a `where` read live there
     query_max_rows: int = Field(20, ge=1, le=100)  # rows shown inline by `/inc query`; more go to a CSV file
+    # `rewind mcp`: the incident channel (id) an agent works in; unset: the only open incident in the store
+    agent_channel: str | None = None
 
     exec_channel: str | None = None  # `rewind exec --request` asks here; unset: the open incident declared last
     exec_requester: str | None = None  # the Slack user id of whoever runs `rewind exec --request` here

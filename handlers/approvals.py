@@ -12,6 +12,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.approvals.policy import is_agent
 from bot.approvals.views import COMMAND, Decision, ProposalView, Verdict
 from bot.services import Services
 from handlers.blocks import Block, context, header, section
@@ -145,9 +146,11 @@ def proposal_message(p: ProposalView) -> tuple[str, list[Block]]:
     who = "anyone in the channel but the proposer" if not p.eligible else ", ".join(f"<@{u}>" for u in p.eligible)
     approvers = ", ".join(f"<@{u}>" for u in p.approvers) or "none yet"
     approvals = f"*Approvals* {len(p.approvers)}/{p.approvals_required}: {approvers}. Who may approve: {who}."
+    # An agent is no Slack user to mention; people should see at a glance that a program proposed this.
+    proposer = f"the agent `{p.proposer_id}`" if is_agent(p.proposer_id) else f"<@{p.proposer_id}>"
     blocks: list[Block] = [
         {**header(f"{icon} {title}"), "block_id": f"proposal-{p.id}"},
-        section(f"*{p.summary}*\nProposed by <@{p.proposer_id}> · target `{p.target}` · SHA-256 `{p.sql_sha256}`"),
+        section(f"*{p.summary}*\nProposed by {proposer} · target `{p.target}` · SHA-256 `{p.sql_sha256}`"),
         section(sql_block),
         section(dry_text),
         section(approvals),

@@ -11,7 +11,17 @@ COMPOSITION_ROOT = ROOT / "bot" / "app.py"
 SLACK_LIBRARIES = {"slack_bolt", "slack_sdk"}
 # The packages and modules that hold what Rewind knows and does, apart from how Slack delivers it. A package listed
 # here that does not exist yet (journal) is picked up as soon as it does.
-DOMAIN_PACKAGES = ("scribe", "grammar", "approvals", "restore_work", "importing", "postmortem", "store", "journal")
+DOMAIN_PACKAGES = (
+    "scribe",
+    "grammar",
+    "approvals",
+    "restore_work",
+    "importing",
+    "postmortem",
+    "store",
+    "journal",
+    "agents",
+)
 DOMAIN_MODULES = ("services.py", "config.py", "errors.py")
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.approvals.context import Context, timeline_entry
 from bot.approvals.execution import claim_execution
-from bot.approvals.policy import Policy
+from bot.approvals.policy import Policy, is_agent
 from bot.approvals.views import COMMAND, PENDING, Decision, Verdict, get, standing_approvers, view
 from bot.scribe.timeline import DuplicateEvent, claim_event
 from bot.store.models import EntryKind, EntrySource, Incident, Proposal, ProposalApproval, ProposalStatus
@@ -59,6 +59,11 @@ def _decide(ctx: Context, proposal_id: int, user_id: str, event_id: str | None, 
 
 def _refusal(proposal: Proposal, user_id: str) -> tuple[Verdict, str] | None:
     label = f"Proposal #{proposal.number}"
+    if is_agent(user_id):
+        return Verdict.NOT_ELIGIBLE, (
+            f"{user_id} is an agent: an agent can read and propose, never approve or reject. {label} needs "
+            f"{proposal.approvals_required} approvals from {_who(proposal)}."
+        )
     if user_id == proposal.proposer_id:
         return Verdict.PROPOSER, (
             f"{label} is yours: a proposer's approval or rejection never counts. "

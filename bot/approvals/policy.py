@@ -9,6 +9,13 @@ from bot.errors import UsageError
 from restore.errors import TargetError
 from restore.targets import Target, TargetRole
 
+AGENT_PREFIX = "agent:"  # user ids of programs that act through Rewind's agent interface, e.g. "agent:mcp"
+
+
+def is_agent(user_id: str) -> bool:
+    """An agent may propose; it never approves, revokes or rejects, whatever the policy says."""
+    return user_id.startswith(AGENT_PREFIX)
+
 
 def sql_sha256(sql_text: str) -> str:
     """The hash a proposal and its approvals are bound to: of the exact text, byte for byte (UTF-8)."""

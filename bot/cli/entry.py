@@ -1,10 +1,11 @@
-"""The `rewind` command: run the bot, migrate the store, and the restore toolkit's subcommands."""
+"""The `rewind` command: run the bot, migrate the store, the restore toolkit's subcommands, the agent server."""
 
 import argparse
 import sys
 from collections.abc import Sequence
 
 from bot.cli.importing import register as register_import
+from bot.cli.mcp import register as register_mcp
 from bot.cli.postmortem import register as register_postmortem
 from bot.cli.scripts import request_handler
 from bot.config import ConfigError, Settings, load_settings
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_restore(sub, _targets, request=request_handler(load_settings))
     register_import(sub, load_settings)
     register_postmortem(sub, load_settings)
+    register_mcp(sub, load_settings)
     return parser
 
 

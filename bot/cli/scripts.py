@@ -22,11 +22,11 @@ def request_handler(settings_loader: Callable[[], Settings]) -> Callable[[list[s
 
 
 def request_and_run(settings: Settings, argv: Sequence[str], hits: Sequence[Hit]) -> int:
-    from bot.app import speak_outside_bolt  # the composition root: Slack wording lives in handlers
+    from bot.app import bind_slack_without_bolt  # the composition root: Slack wording lives in handlers
 
     services = Services.create(settings, open_store(settings.database_url))
     try:
-        speak_outside_bolt(services)
+        bind_slack_without_bolt(services)
         return _ask_and_run(services, argv, hits)
     finally:
         services.jobs.shutdown()

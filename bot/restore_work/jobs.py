@@ -3,8 +3,9 @@
 Each public method checks at once what a caller can get wrong (the incident, the targets, the parser's verdict, the
 rule that a `where` never runs on production) and raises a `RewindError` saying what to do. The slow part then runs
 in the background (`background.py`), reports in the channel through the `Notifier` in plain values, and records its
-figures as a `restore` timeline entry. Which databases are compared is `targets.py`'s rule; proposals, their
-execution and verification are `proposals.py`'s.
+figures as a `restore` timeline entry. The work itself is `reads.py`'s plain calls, which the agent interface uses
+too; which databases are compared is `targets.py`'s rule; proposals, their execution and verification are
+`proposals.py`'s.
 """
 
 from collections.abc import Sequence
@@ -15,22 +16,18 @@ from typing import Any
 from bot.approvals.service import ProposalService
 from bot.approvals.views import ProposalView
 from bot.config import Settings
+from bot.restore_work import reads
 from bot.restore_work.background import Background
 from bot.restore_work.notifier import Notifier, QueryAnswer
 from bot.restore_work.proposals import ProposalFlow
-from bot.restore_work.targets import RestoreTargets, Sides, check_where
+from bot.restore_work.targets import RestoreTargets, Sides
 from bot.scribe.incidents import require_incident
 from bot.scribe.timeline import TimelineService
 from bot.store.models import Entry, EntryKind, EntrySource
 from bot.store.session import Store
 from restore import replica as replicas
-from restore.diff import diff_table
 from restore.errors import RewindError
-from restore.gap import find_gap
-from restore.graph import build_graph
 from restore.guard import require_read_only
-from restore.keys import ROOTS_LIMIT, deleted_roots
-from restore.plan import make_plan
 from restore.query import run_read_only
 from restore.targets import Target, TargetRole, mask_dsn, require_role
 
@@ -83,18 +80,15 @@ class RestoreJobs:
         return self.background.submit(self._replica_up, channel, user, backup, dump, tables)
 
     def diff(self, channel: str, user: str, table: str, where: str | None) -> Future[None]:
-        sides = self.targets.sides(channel)
-        check_where(sides, table, where, on_live=True)
+        sides = reads.checked_sides(self.targets, channel, table, where, on_live=True)
         return self.background.submit(self._diff, channel, user, sides, table, where)
 
     def deps(self, channel: str, user: str, table: str, where: str | None) -> Future[None]:
-        sides = self.targets.sides(channel)
-        check_where(sides, table, where, on_live=False)
+        sides = reads.checked_sides(self.targets, channel, table, where, on_live=False)
         return self.background.submit(self._deps, channel, user, sides, table, where)
 
     def gap(self, channel: str, user: str, table: str, where: str | None) -> Future[None]:
-        sides = self.targets.sides(channel)
-        check_where(sides, table, where, on_live=False)
+        sides = reads.checked_sides(self.targets, channel, table, where, on_live=False)
         return self.background.submit(self._gap, channel, user, sides, table, where)
 
     def plan(
@@ -109,8 +103,7 @@ class RestoreJobs:
         command: str,
     ) -> Future[None]:
         """A restore plan for the deleted rows of `table`, posted as a proposal; `command` is recorded in its SQL."""
-        sides = self.targets.sides(channel)
-        check_where(sides, table, where, on_live=False)
+        sides = reads.checked_sides(self.targets, channel, table, where, on_live=False)
         return self.background.submit(
             self._plan, channel, user, user_name, sides, table, where, with_dependents, revert, command
         )
@@ -155,7 +148,7 @@ class RestoreJobs:
         live = sides.live_read if where else sides.live
         progress = self.background.progress(channel, user, f"Diff of {table} ({sides.backup_label} vs {live.name})")
         try:
-            result = diff_table(sides.backup, live, table, where=where)
+            result = reads.diff(sides, table, where)
         except RewindError as exc:
             progress.failed(str(exc))
             return
@@ -169,9 +162,9 @@ class RestoreJobs:
         progress = self.background.progress(channel, user, f"Rows that depend on the deleted {table}")
         try:
             progress.say("finding the deleted rows…")
-            roots = _deleted_roots(sides, table, where)
+            roots = reads.roots(sides, table, where)
             progress.say(f"{len(roots):,} deleted; following foreign keys…")
-            counts = build_graph(sides.backup, sides.live, table, roots, with_dependents=True).counts() if roots else {}
+            counts = reads.deps(sides, table, roots).counts() if roots else {}
         except RewindError as exc:
             progress.failed(str(exc))
             return
@@ -187,8 +180,8 @@ class RestoreJobs:
     def _gap(self, channel: str, user: str, sides: Sides, table: str, where: str | None) -> None:
         progress = self.background.progress(channel, user, f"What the backup cannot give back ({table})")
         try:
-            roots = _deleted_roots(sides, table, where)
-            result = find_gap(sides.backup, sides.live, table, keys=roots)
+            roots = reads.roots(sides, table, where)
+            result = reads.gap(sides, table, roots)
         except RewindError as exc:
             progress.failed(str(exc))
             return
@@ -230,16 +223,14 @@ class RestoreJobs:
     ) -> None:
         progress = self.background.progress(channel, user, f"Restore plan for the deleted {table}")
         try:
-            roots = _deleted_roots(sides, table, where)
+            roots = reads.roots(sides, table, where)
             if not roots:
                 progress.done(
                     "nothing to restore: live has every row the backup has" + (f" where {where}" if where else "")
                 )
                 return
             progress.say(f"{len(roots):,} deleted rows; building the plan…")
-            plan = make_plan(
-                sides.backup, sides.live, table, roots, with_dependents=with_dependents, revert=revert, command=command
-            )
+            plan = reads.plan(sides, table, roots, with_dependents=with_dependents, revert=revert, command=command)
             if plan.empty:
                 progress.done("nothing to restore: every row it needs is already in live")
                 return
@@ -280,10 +271,6 @@ class RestoreJobs:
             data={k: v for k, v in figures.items() if v is not None},
             source=EntrySource.SYSTEM,
         )
-
-
-def _deleted_roots(sides: Sides, table: str, where: str | None) -> list[tuple[Any, ...]]:
-    return deleted_roots(sides.backup, sides.live, table, where, limit=ROOTS_LIMIT)
 
 
 def _key(key: Sequence[Any]) -> str:

@@ -10,6 +10,7 @@ from concurrent.futures import Future
 
 from bot.approvals.service import ProposalService
 from bot.approvals.views import ProposalView, Verdict
+from bot.errors import ConfigError
 from bot.restore_work.background import Background
 from bot.restore_work.notifier import Verification
 from bot.restore_work.targets import RestoreTargets
@@ -40,11 +41,31 @@ class ProposalFlow:
 
     def _propose(self, channel: str, user: str, user_name: str | None, target: str, sql_text: str) -> None:
         try:
-            proposed = self.approvals.propose(channel, target, sql_text, user, proposer_name=user_name)
+            self.propose_now(channel, user, user_name, target, sql_text)
         except RewindError as exc:
             self.background.notify.refused(channel, user, mask_dsn(str(exc)))
-            return
+
+    def propose_now(
+        self,
+        channel: str,
+        user: str,
+        user_name: str | None,
+        target: str,
+        sql_text: str,
+        *,
+        summary: str | None = None,
+    ) -> ProposalView:
+        """Dry-run, record and post the proposal in the caller's thread; it then waits for approvals like any other.
+
+        Raises the `RewindError` that refused it (no incident, not a production target, a policy nobody can meet)."""
+        if self.background.notifier is None:  # checked first: a proposal nobody can see would only wait to expire
+            raise ConfigError(
+                "Proposals are posted in Slack for approval, and this process has no Slack connection: set "
+                "SLACK_BOT_TOKEN (and REWIND_SLACK_API_URL for a stand-in)."
+            )
+        proposed = self.approvals.propose(channel, target, sql_text, user, proposer_name=user_name, summary=summary)
         self.publish(proposed.proposal, proposed.superseded)
+        return self.approvals.get(proposed.proposal.id)
 
     def publish(self, proposal: ProposalView, superseded: Sequence[ProposalView] = ()) -> None:
         """Post the proposal message (and show the ones it superseded as such)."""

@@ -65,7 +65,7 @@ class RestoreTargets:
         if target.role is TargetRole.PRODUCTION:
             readable = [t.name for t in self.listed() if t.role is not TargetRole.PRODUCTION]
             hint = f" Ask {' or '.join(readable)} instead." if readable else " Configure a replica or backup target."
-            raise UsageError(f"{name} is a production target: `/inc query` never runs there.{hint}", "/inc targets")
+            raise UsageError(f"{name} is a production target: a query never runs there.{hint}", "/inc targets")
         return target
 
     def sides(self, channel_id: str) -> Sides:

@@ -77,6 +77,12 @@ class IncidentService:
         with self.store.transaction() as session:
             return session.scalars(select(Incident).where(Incident.channel_id == channel_id)).one_or_none()
 
+    def open_incidents(self) -> list[Incident]:
+        """Incidents still open, the most recently declared first."""
+        with self.store.transaction() as session:
+            query = select(Incident).where(Incident.status == IncidentStatus.OPEN)
+            return list(session.scalars(query.order_by(Incident.declared_at.desc(), Incident.id.desc())))
+
     def get(self, channel_id: str) -> Incident:
         with self.store.transaction() as session:
             return require_incident(session, channel_id)

@@ -249,19 +249,27 @@ class ProposalApproval(Base):
 
 
 class AuditLog(Base):
-    """Append-only record of every execution outcome. A trigger (migration 0002) refuses UPDATE and DELETE."""
+    """Append-only record of every execution outcome and of every agent tool call. A trigger (migration 0002) refuses
+    UPDATE and DELETE.
+
+    An execution fills the proposal columns. An agent's tool call fills `actor`, `tool` and `arguments` (SQL
+    included), with `target` and `sql_sha256` when the call names them, and `proposal_id` when it made one.
+    """
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    incident_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign keys: the log outlives what it names
-    proposal_id: Mapped[int] = mapped_column(Integer)
-    sql_sha256: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str] = mapped_column(String(128))
-    proposer_id: Mapped[str] = mapped_column(String(64))
-    approvers: Mapped[dict[str, Any]]  # {"users": [...]}
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)  # no foreign keys: the log outlives them
+    proposal_id: Mapped[int | None] = mapped_column(Integer)
+    sql_sha256: Mapped[str | None] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    proposer_id: Mapped[str | None] = mapped_column(String(64))
+    approvers: Mapped[dict[str, Any] | None]  # {"users": [...]}
     row_counts: Mapped[dict[str, Any] | None]  # {"counts": [...], "rows_affected": n}
     duration_s: Mapped[float | None] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(64), index=True)  # who called a tool, e.g. "agent:mcp"
+    tool: Mapped[str | None] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any] | None]

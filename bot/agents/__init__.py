@@ -1,0 +1,1 @@
+"""The tools coding agents reach through the Model Context Protocol."""
