@@ -265,3 +265,7 @@ class AuditLog(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+# Imported for its side effect: the journal tables join Base.metadata, which Alembic compares with the migrations.
+from bot.store import journal_models as _journal_models  # noqa: E402,F401

@@ -1,0 +1,162 @@
+"""The state store as a journal sink: rows and progress in one transaction, with a compare-and-set on progress."""
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+
+from bot.store import Store
+from bot.store.journal_models import Journal, JournalChange, JournalRelation, JournalTransaction
+from bot.store.types import utcnow
+from restore.errors import RewindError
+from restore.journal.sync import Change, Progress, RelationVersion, Transaction
+
+
+class SyncConflict(RewindError):
+    """Another process stored changes of this journal meanwhile; this sync stopped without storing anything."""
+
+
+class StoreSink:
+    def __init__(self, store: Store, journal_id: int, owner: str | None = None, claim: timedelta | None = None) -> None:
+        self.store, self.journal_id, self.owner, self.claim = store, journal_id, owner, claim
+        self._relations: dict[int, tuple[list[str], list[int]]] | None = None
+
+    def progress(self) -> Progress:
+        with self.store.transaction() as session:
+            j = session.get_one(Journal, self.journal_id)
+            return Progress(j.end_lsn, j.inflight_lsn, j.inflight_seq)
+
+    def write(
+        self,
+        changes: Sequence[Change],
+        transactions: Sequence[Transaction],
+        relations: Sequence[RelationVersion],
+        before: Progress,
+        after: Progress,
+    ) -> None:
+        with self.store.transaction() as session:
+            inflight = (
+                Journal.inflight_lsn.is_(None)
+                if before.inflight_lsn is None
+                else Journal.inflight_lsn == before.inflight_lsn
+            )
+            values: dict[str, object] = {
+                "end_lsn": after.end_lsn,
+                "inflight_lsn": after.inflight_lsn,
+                "inflight_seq": after.inflight_seq,
+            }
+            if self.owner and self.claim:
+                values["claimed_until"] = utcnow() + self.claim
+            # The compare-and-set comes first: on Postgres it locks the journal's row, so a second writer waits and
+            # then finds the progress moved.
+            moved = session.execute(
+                update(Journal)
+                .where(
+                    Journal.id == self.journal_id,
+                    Journal.end_lsn == before.end_lsn,
+                    inflight,
+                    Journal.inflight_seq == before.inflight_seq,
+                )
+                .values(**values)
+            )
+            if moved.rowcount != 1:
+                raise SyncConflict(
+                    "The journal was synced by another process while this one read the slot; nothing was stored by "
+                    "this sync. Run rewind journal sync again if changes remain."
+                )
+            if changes:
+                session.execute(insert(JournalChange), [self._change_row(c) for c in changes])
+            if transactions:
+                session.execute(
+                    insert(JournalTransaction),
+                    [
+                        {
+                            "journal_id": self.journal_id,
+                            "xid": t.xid,
+                            "full_xid": t.full_xid,
+                            "commit_lsn": t.commit_lsn,
+                            "end_lsn": t.end_lsn,
+                            "commit_time": t.commit_time,
+                            "changes": t.changes,
+                            "truncated": t.truncated,
+                        }
+                        for t in transactions
+                    ],
+                )
+            fresh = self._new_relations(session, relations)
+            if fresh:
+                session.execute(insert(JournalRelation), fresh)
+
+    def _change_row(self, c: Change) -> dict[str, object]:
+        return {
+            "journal_id": self.journal_id,
+            "commit_lsn": c.commit_lsn,
+            "seq": c.seq,
+            "lsn": c.lsn,
+            "xid": c.xid,
+            "full_xid": c.full_xid,
+            "commit_time": c.commit_time,
+            "table_name": c.table,
+            "op": c.op,
+            "row_key": key_json(c.key),
+            "old_key": key_json(c.old_key),
+            "old": c.old,
+            "new": c.new,
+        }
+
+    def _new_relations(self, session: object, relations: Sequence[RelationVersion]) -> list[dict[str, object]]:
+        """Relation versions whose columns differ from the last one stored for that table (schema changes)."""
+        if self._relations is None:
+            self._relations = {}
+            rows = session.execute(  # type: ignore[attr-defined]
+                select(JournalRelation.oid, JournalRelation.columns)
+                .where(JournalRelation.journal_id == self.journal_id)
+                .order_by(JournalRelation.lsn, JournalRelation.id)
+            )
+            for oid, columns in rows:
+                self._relations[oid] = (columns["names"], columns["types"])
+        fresh = []
+        for rel in relations:
+            shape = (list(rel.columns), list(rel.types))
+            if self._relations.get(rel.oid) != shape:
+                self._relations[rel.oid] = shape
+                fresh.append(
+                    {
+                        "journal_id": self.journal_id,
+                        "oid": rel.oid,
+                        "lsn": rel.lsn,
+                        "table_name": rel.table,
+                        "columns": {"names": shape[0], "types": shape[1]},
+                    }
+                )
+        return fresh
+
+
+def key_json(key: Sequence[str | None] | None) -> str | None:
+    """A row key as stored and searched: a compact JSON array of the key columns' text values."""
+    return None if key is None else json.dumps(list(key), separators=(",", ":"))
+
+
+def claim(store: Store, journal_id: int, owner: str, ttl: timedelta, now: datetime | None = None) -> bool:
+    """Takes the journal's sync claim unless another owner holds an unexpired one."""
+    now = now or utcnow()
+    with store.transaction() as session:
+        taken = session.execute(
+            update(Journal)
+            .where(
+                Journal.id == journal_id,
+                (Journal.claimed_until.is_(None)) | (Journal.claimed_until < now) | (Journal.claimed_by == owner),
+            )
+            .values(claimed_by=owner, claimed_until=now + ttl)
+        )
+        return taken.rowcount == 1
+
+
+def release(store: Store, journal_id: int, owner: str) -> None:
+    with store.transaction() as session:
+        session.execute(
+            update(Journal)
+            .where(Journal.id == journal_id, Journal.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )

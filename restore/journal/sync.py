@@ -1,0 +1,296 @@
+"""Draining a slot into a journal, exactly once, in bounded batches.
+
+The journal's store (a `Sink`) keeps, in the same transaction as the rows it writes, how far it got: the end LSN of
+the last whole transaction stored, and for a transaction stored in several batches (a big one) its commit LSN and
+how many of its changes are in. Only after that commit does the slot advance, and only to that end LSN. A sync
+killed anywhere re-reads from the slot's position and skips what the store already has:
+
+- a transaction whose commit LSN is before the stored end LSN is stored whole;
+- the first `inflight_seq` changes of the in-flight transaction are stored.
+
+Memory stays flat: rows are streamed from a server-side cursor and written every `batch` changes.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import psycopg
+from pydantic import BaseModel
+
+from restore.journal import pgoutput
+from restore.journal.pgoutput import UNCHANGED, Begin, Commit, Delete, Insert, Relation, Truncate, Update, lsn_text
+from restore.journal.slot import advance, connect, full_xid_epoch, peek, primary_keys
+
+Row = dict[str, str | None]
+
+
+@dataclass(slots=True)
+class Change:
+    commit_lsn: int
+    seq: int  # position within its transaction, from 0; with commit_lsn it identifies the change
+    lsn: int
+    xid: int
+    full_xid: int
+    commit_time: datetime
+    table: str
+    op: str  # insert | update | delete | truncate
+    key: list[str | None] | None  # the row's key after the change (before it, for a delete)
+    old_key: list[str | None] | None  # an update that changed the key: the key before
+    old: Row | None
+    new: Row | None
+
+
+@dataclass(slots=True)
+class Transaction:
+    xid: int
+    full_xid: int
+    commit_lsn: int
+    end_lsn: int
+    commit_time: datetime
+    changes: int
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    end_lsn: int = 0  # end of the last transaction stored whole
+    inflight_lsn: int | None = None  # commit LSN of a transaction stored in part
+    inflight_seq: int = 0  # how many of its changes are stored
+
+
+@dataclass(frozen=True, slots=True)
+class RelationVersion:
+    lsn: int
+    oid: int
+    table: str
+    columns: tuple[str, ...]
+    types: tuple[int, ...]
+
+
+class Sink(Protocol):
+    def progress(self) -> Progress: ...
+
+    def write(
+        self,
+        changes: Sequence[Change],
+        transactions: Sequence[Transaction],
+        relations: Sequence[RelationVersion],
+        before: Progress,
+        after: Progress,
+    ) -> None:
+        """Stores everything and moves progress from `before` to `after` in ONE transaction; raises if the stored
+        progress is no longer `before` (another process synced meanwhile)."""
+        ...
+
+
+class SyncStats(BaseModel):
+    transactions: int = 0
+    changes: int = 0
+    skipped_changes: int = 0  # read again after an interrupted sync, already in the journal
+    truncates: int = 0
+    peeks: int = 0
+    batches: int = 0
+    end_lsn: str = "0/0"
+    seconds: float = 0.0
+
+
+@dataclass
+class _Open:
+    begin: Begin
+    full_xid: int
+    skip: bool
+    skip_seq: int
+    seq: int = 0
+    truncated: bool = False
+
+
+@dataclass
+class _Batch:
+    changes: list[Change] = field(default_factory=list)
+    transactions: list[Transaction] = field(default_factory=list)
+    relations: list[RelationVersion] = field(default_factory=list)
+
+
+def drain(
+    dsn: str,
+    slot: str,
+    publication: str,
+    sink: Sink,
+    *,
+    batch: int = 5000,
+    peek_changes: int = 50000,
+) -> SyncStats:
+    """Reads every change in the slot into `sink`, then advances the slot past what was stored."""
+    started = time.monotonic()
+    stats = SyncStats()
+    with connect(dsn) as conn:
+        reader = _Reader(conn, sink, stats, batch)
+        while True:
+            stored = sink.progress()
+            # A sync killed between the store's commit and the advance left the slot behind: catch it up first.
+            if stored.end_lsn:
+                advance(conn, slot, stored.end_lsn)
+            rows = reader.read(peek(conn, slot, publication, peek_changes), stored)
+            stats.peeks += 1
+            if reader.stored.end_lsn:
+                advance(conn, slot, reader.stored.end_lsn)
+            if rows <= peek_changes:
+                break
+    stats.end_lsn = lsn_text(reader.stored.end_lsn)
+    stats.seconds = round(time.monotonic() - started, 3)
+    return stats
+
+
+class _Reader:
+    def __init__(self, conn: psycopg.Connection, sink: Sink, stats: SyncStats, batch: int) -> None:
+        self.conn, self.sink, self.stats, self.batch_size = conn, sink, stats, batch
+        self.current_xid = full_xid_epoch(conn)
+        self.keys: dict[int, tuple[str, ...]] = {}
+        self.stored = Progress()
+
+    def read(self, rows: Iterator[tuple[int, bytes]], stored: Progress) -> int:
+        self.stored = stored
+        state = stored
+        relations: dict[int, Relation] = {}
+        batch = _Batch()
+        txn: _Open | None = None
+        count = 0
+        for lsn, data in rows:
+            count += 1
+            msg = pgoutput.decode(data)
+            if msg is None:
+                continue
+            if isinstance(msg, Begin):
+                inflight = msg.final_lsn == state.inflight_lsn
+                txn = _Open(msg, self._full_xid(msg.xid), msg.final_lsn < state.end_lsn, state.inflight_seq * inflight)
+                continue
+            if isinstance(msg, Relation):
+                relations[msg.oid] = msg
+                batch.relations.append(
+                    RelationVersion(
+                        lsn,
+                        msg.oid,
+                        msg.qualified,
+                        tuple(c.name for c in msg.columns),
+                        tuple(c.type_oid for c in msg.columns),
+                    )
+                )
+                continue
+            assert txn is not None, "pgoutput sends changes between Begin and Commit"
+            if isinstance(msg, Commit):
+                if not txn.skip:
+                    if txn.seq:
+                        batch.transactions.append(
+                            Transaction(
+                                txn.begin.xid,
+                                txn.full_xid,
+                                msg.commit_lsn,
+                                msg.end_lsn,
+                                msg.commit_time,
+                                txn.seq,
+                                txn.truncated,
+                            )
+                        )
+                        self.stats.transactions += 1
+                    state = Progress(end_lsn=msg.end_lsn)
+                txn = None
+                if len(batch.changes) >= self.batch_size:
+                    batch = self._flush(batch, state)
+                continue
+            if txn.skip:
+                continue
+            for change in self._changes(lsn, msg, txn, relations):
+                if change.seq < txn.skip_seq:
+                    self.stats.skipped_changes += 1
+                    continue
+                batch.changes.append(change)
+            if len(batch.changes) >= self.batch_size:
+                state = Progress(state.end_lsn, txn.begin.final_lsn, txn.seq)
+                batch = self._flush(batch, state)
+        if batch.changes or batch.transactions or state != self.stored:
+            self._flush(batch, state)
+        return count
+
+    def _flush(self, batch: _Batch, state: Progress) -> _Batch:
+        self.sink.write(batch.changes, batch.transactions, batch.relations, self.stored, state)
+        self.stats.changes += len(batch.changes)
+        self.stats.batches += 1
+        self.stored = state
+        return _Batch()
+
+    def _full_xid(self, xid: int) -> int:
+        """The 64-bit id (`pg_current_xact_id()`) of a 32-bit xid, which is at most ~2 billion transactions old."""
+        epoch, low = self.current_xid >> 32, self.current_xid & 0xFFFFFFFF
+        return ((epoch if xid <= low else epoch - 1) << 32) | xid
+
+    def _key_columns(self, rel: Relation) -> tuple[str, ...]:
+        if rel.oid not in self.keys:
+            self.keys[rel.oid] = primary_keys(self.conn, rel.oid)
+        names = {c.name for c in rel.columns}
+        key = self.keys[rel.oid]
+        if key and all(k in names for k in key):
+            return key
+        return tuple(c.name for c in rel.columns if c.key) if rel.replica_identity != "f" else ()
+
+    def _changes(
+        self, lsn: int, msg: Insert | Update | Delete | Truncate, txn: _Open, relations: dict[int, Relation]
+    ) -> Iterator[Change]:
+        begin = txn.begin
+        if isinstance(msg, Truncate):
+            txn.truncated = True
+            for oid in msg.oids:
+                self.stats.truncates += 1
+                seq, txn.seq = txn.seq, txn.seq + 1
+                yield Change(
+                    begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time,
+                    relations[oid].qualified, "truncate", None, None, None, None,
+                )  # fmt: skip
+            return
+        rel = relations[msg.oid]
+        names = [c.name for c in rel.columns]
+        key = self._key_columns(rel)
+        old: Row | None = None
+        new: Row | None = None
+        if isinstance(msg, Insert):
+            op = "insert"
+            new = dict(zip(names, msg.new, strict=True))
+        elif isinstance(msg, Update):
+            op = "update"
+            old = _old_row(rel, msg.old, msg.old_is_key) if msg.old is not None else None
+            new = dict(zip(names, msg.new, strict=True))
+            _fill_unchanged(new, old)
+        else:
+            op = "delete"
+            old = _old_row(rel, msg.old, msg.old_is_key)
+        row_key = _key_of(new if new is not None else old, key)
+        old_key = _key_of(old, key) if op == "update" and old is not None else None
+        seq, txn.seq = txn.seq, txn.seq + 1
+        yield Change(
+            begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, op, row_key,
+            old_key if old_key != row_key else None, old, new,
+        )  # fmt: skip
+
+
+def _old_row(rel: Relation, values: list, key_only: bool) -> Row:
+    if key_only:
+        return {c.name: v for c, v in zip(rel.columns, values, strict=True) if c.key}
+    return {c.name: v for c, v in zip(rel.columns, values, strict=True) if v is not UNCHANGED}
+
+
+def _fill_unchanged(new: dict, old: Row | None) -> None:
+    """An UPDATE sends no value for an unchanged TOASTed column: it is the old row's. Without the old row (replica
+    identity not FULL) the value is unknown and left out of the journal row."""
+    for name in [n for n, v in new.items() if v is UNCHANGED]:
+        if old is not None and name in old:
+            new[name] = old[name]
+        else:
+            del new[name]
+
+
+def _key_of(row: Row | None, key: tuple[str, ...]) -> list[str | None] | None:
+    if row is None or not key or any(k not in row for k in key):
+        return None
+    return [row[k] for k in key]
