@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.import_cli import register as register_import
+from bot.journal.cli import register as register_journal
 from bot.postmortem_cli import register as register_postmortem
 from restore.cli import register as register_restore
 from restore.errors import RewindError
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_restore(sub, _targets)
     register_import(sub, load_settings)
     register_postmortem(sub, load_settings)
+    register_journal(sub, load_settings)
     return parser
 
 

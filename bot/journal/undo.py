@@ -15,7 +15,7 @@ from bot.store.journal_models import JournalChange, JournalRelation, JournalTran
 from restore.errors import RewindError
 from restore.journal.sync import Change
 from restore.journal.undo import Conflict, Truncation, UndoPlan, plan_undo
-from restore.targets import Target, TargetRole, resolve_target
+from restore.targets import Target, TargetRole, mask_dsn, resolve_target
 
 XID_32 = 1 << 32
 
@@ -102,7 +102,7 @@ def plan_journal_undo(
     )
     result = UndoResult(
         journal=journal.name,
-        live=live_target.name if live_target else journal.name,
+        live=live_target.name if live_target else mask_dsn(journal.target),
         xids=[t.xid for t in txns],
         **plan.report.model_dump(),
     )
