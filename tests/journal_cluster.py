@@ -35,10 +35,15 @@ def source_dsn(logical_pg: PgServer) -> Iterator[str]:
     try:
         yield dsn
     finally:
-        with psycopg.connect(logical_pg.admin_dsn, autocommit=True) as conn:
-            for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)):
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-        logical_pg.drop_database(name)
+        drop_database(logical_pg, name)
+
+
+def drop_database(server: PgServer, name: str) -> None:
+    """Drops a database and its replication slots first (Postgres refuses to drop a database a slot uses)."""
+    with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
+        for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)):
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    server.drop_database(name)
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def plan_journal_undo(
                 )
         if not txns:
             raise UndoSelectionError(f"The journal {journal.name!r} has no transaction in that time range.")
-        renames = _renames(session, journal.id)
+        renames, last_columns = _renames(session, journal.id)
     lsns = {t.commit_lsn for t in txns}
     first = min(lsns)
     selected = _changes(store, journal.id, first, chosen_tables, lambda lsn: lsn in lsns)
@@ -97,6 +97,7 @@ def plan_journal_undo(
         selected,
         later,
         renames=renames,
+        last_columns=last_columns,
         title=f"of journal {journal.name}",
         command=command,
     )
@@ -143,9 +144,11 @@ def _changes(
         last = (rows[-1].commit_lsn, rows[-1].seq)
 
 
-def _renames(session: object, journal_id: int) -> dict[str, dict[str, str]]:
-    """Column renames seen in the relation versions: same columns and types in the same places, another name.
-    Maps every earlier name to today's, per table."""
+def _renames(
+    session: object, journal_id: int
+) -> tuple[dict[str, dict[str, str]], dict[str, tuple[list[str], list[int]]]]:
+    """Column renames seen in the relation versions (same types in the same places, another name), mapping every
+    earlier name to the last one seen; and the last columns seen per table, which undo matches against live."""
     versions = session.execute(  # type: ignore[attr-defined]
         select(JournalRelation.oid, JournalRelation.table_name, JournalRelation.columns)
         .where(JournalRelation.journal_id == journal_id)
@@ -164,4 +167,5 @@ def _renames(session: object, journal_id: int) -> dict[str, dict[str, str]]:
             for earlier, current in list(mapping.items()):
                 mapping[earlier] = moved.get(current, current)
             mapping.update({old: new for old, new in moved.items() if old not in mapping})
-    return renames
+    last = {table: (columns["names"], columns["types"]) for _, table, columns in versions}
+    return renames, last

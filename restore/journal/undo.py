@@ -71,32 +71,36 @@ def plan_undo(
     later: Iterable[Change] = (),
     *,
     renames: Mapping[str, Mapping[str, str]] | None = None,
+    last_columns: Mapping[str, tuple[Sequence[str], Sequence[int]]] | None = None,
     title: str = "",
     command: str = "",
 ) -> UndoPlan:
     """The script reversing `selected` (changes in commit order) on `live`. `later` are changes of transactions
-    not undone that committed after the first selected one: rows they touch are conflicts."""
-    renames = renames or {}
+    not undone that committed after the first selected one: rows they touch are conflicts.
+
+    `renames` maps, per table, column names the journal saw earlier to the last names it saw; `last_columns` are
+    the last column names and type oids the journal saw, matched against live to catch renames made since."""
     net: dict[RowKey, _Net] = {}
     truncated: list[Truncation] = []
     unkeyed = 0
     xids: set[int] = set()
-    for change in selected:
-        xids.add(change.xid)
-        if change.op == "truncate":
-            truncated.append(Truncation(table=change.table, xid=change.xid))
-            continue
-        if change.key is None:
-            unkeyed += 1
-            continue
-        _fold(net, change, renames.get(change.table, {}))
-    touched: dict[RowKey, int] = {}
-    for change in later:
-        for key in (change.key, change.old_key):
-            if key is not None:
-                touched.setdefault((change.table, tuple(key)), change.xid)
     with read_snapshot(live) as conn:
         catalog = load_catalog(conn)
+        names = _live_names(catalog, renames or {}, last_columns or {})
+        for change in selected:
+            xids.add(change.xid)
+            if change.op == "truncate":
+                truncated.append(Truncation(table=change.table, xid=change.xid))
+                continue
+            if change.key is None:
+                unkeyed += 1
+                continue
+            _fold(net, change, names.get(change.table, {}))
+        touched: dict[RowKey, int] = {}
+        for change in later:
+            for key in (change.key, change.old_key):
+                if key is not None:
+                    touched.setdefault((change.table, tuple(key)), change.xid)
         planner = _Planner(conn, catalog, net, touched)
         planner.classify()
         planner.check_references()
@@ -137,6 +141,31 @@ def _fold(net: dict[RowKey, _Net], change: Change, rename: Mapping[str, str]) ->
             entry = net[(change.table, key)] = _Net(change.table, old, None, key, None)
         entry.after, entry.after_key = None, None
     entry.xids.add(change.xid)
+
+
+def _live_names(
+    catalog: Catalog,
+    renames: Mapping[str, Mapping[str, str]],
+    last_columns: Mapping[str, tuple[Sequence[str], Sequence[int]]],
+) -> dict[str, dict[str, str]]:
+    """Per table, every column name the journal saw -> its name in live. A rename made after the journal last saw
+    the table shows as the same types in the same places under other names (added columns come last)."""
+    mapping: dict[str, dict[str, str]] = {t: dict(m) for t, m in renames.items()}
+    for name, (columns, types) in last_columns.items():
+        table = catalog.tables.get(name)
+        if table is None or len(table.columns) < len(columns):
+            continue
+        live = table.columns[: len(columns)]
+        if [c.type_oid for c in live] != list(types):
+            continue
+        moved = {old: c.name for old, c in zip(columns, live, strict=True) if old != c.name}
+        if moved:
+            table_map = mapping.setdefault(name, {})
+            for earlier, latest in list(table_map.items()):
+                table_map[earlier] = moved.get(latest, latest)
+            for old, new in moved.items():
+                table_map.setdefault(old, new)
+    return mapping
 
 
 def _renamed(row: Row | None, rename: Mapping[str, str]) -> Row | None:

@@ -110,3 +110,22 @@ def test_undo_by_64_bit_xid_time_range_and_truncate(store: Store, source_dsn: st
     assert [t.table for t in everything.truncated] == ["public.products"]
     with pytest.raises(UndoSelectionError, match="no transaction 12345"):
         plan_journal_undo(store, targets, journal, xids=[12345])
+
+
+def test_undo_across_a_column_rename_and_drop(store: Store, source_dsn: str, journal: str) -> None:
+    targets = targets_for(source_dsn)
+    (bad,) = run(
+        source_dsn, "UPDATE customers SET note = 'oops', name = 'X' WHERE id = 1; DELETE FROM customers WHERE id = 3"
+    )
+    run(
+        source_dsn,
+        "ALTER TABLE customers RENAME COLUMN note TO remark",
+        "ALTER TABLE customers ADD COLUMN tier int NOT NULL DEFAULT 5",
+    )
+    sync_journal(store, targets, journal)
+    undo = plan_journal_undo(store, targets, journal, xids=[bad])
+    assert undo.result.counts["public.customers"] == {"insert": 1, "update": 1, "delete": 0}
+    execute(source_dsn, undo.plan.plan.sql)
+    assert rows(source_dsn, "SELECT id, name, remark, tier FROM customers ORDER BY id") == [
+        (1, "Ada", "vip", 5), (2, "Bob", None, 5), (3, "Cy", "x", 5),
+    ]  # fmt: skip
