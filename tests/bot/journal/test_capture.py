@@ -8,6 +8,8 @@ import pytest
 from bot.journal.service import (
     journal_log,
     journal_status,
+    parse_size,
+    retained_wal_over_limit,
     row_history,
     start_journal,
     stop_journal,
@@ -113,3 +115,19 @@ def test_ddl_mid_journal_and_truncate(store: Store, source_dsn: str, journal_nam
     assert json.loads(json.dumps(log))["transactions"][0]["tables"] == {
         "public.products": {"insert": 1, "update": 0, "delete": 0}
     }
+
+
+def test_retained_wal_over_the_limit_is_reported(store: Store, source_dsn: str, journal_name: str) -> None:
+    run(source_dsn, SCHEMA)
+    targets = targets_for(source_dsn)
+    start_journal(store, targets, "prod", name=journal_name)
+    run(source_dsn, "INSERT INTO customers SELECT g, repeat('x', 100), NULL FROM generate_series(1, 3000) g")
+    alert = retained_wal_over_limit(store, targets, journal_name, parse_size("100kB"))
+    assert alert is not None and alert.retained_wal_bytes > 100 * 1024 and not alert.slot_missing
+    assert retained_wal_over_limit(store, targets, journal_name, parse_size("1GB")) is None
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (f"rewind_{journal_name}",))
+    missing = retained_wal_over_limit(store, targets, journal_name, parse_size("1GB"))
+    assert missing is not None and missing.slot_missing
+    stop_journal(store, targets, journal_name)
+    assert retained_wal_over_limit(store, targets, journal_name, 1) is None
