@@ -2,12 +2,13 @@
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
 
 from bot.store import Store
-from bot.store.journal_models import Journal, JournalChange, JournalRelation, JournalTransaction
+from bot.store.journal_models import Journal, JournalRelation, JournalTransaction
 from bot.store.types import utcnow
 from restore.errors import RewindError
 from restore.journal.sync import Change, Progress, RelationVersion, Transaction
@@ -66,7 +67,7 @@ class StoreSink:
                     "this sync. Run rewind journal sync again if changes remain."
                 )
             if changes:
-                session.execute(insert(JournalChange), [self._change_row(c) for c in changes])
+                self._insert_changes(session, changes)
             if transactions:
                 session.execute(
                     insert(JournalTransaction),
@@ -88,22 +89,37 @@ class StoreSink:
             if fresh:
                 session.execute(insert(JournalRelation), fresh)
 
-    def _change_row(self, c: Change) -> dict[str, object]:
-        return {
-            "journal_id": self.journal_id,
-            "commit_lsn": c.commit_lsn,
-            "seq": c.seq,
-            "lsn": c.lsn,
-            "xid": c.xid,
-            "full_xid": c.full_xid,
-            "commit_time": c.commit_time,
-            "table_name": c.table,
-            "op": c.op,
-            "row_key": key_json(c.key),
-            "old_key": key_json(c.old_key),
-            "old": c.old,
-            "new": c.new,
-        }
+    def _insert_changes(self, session: Session, changes: Sequence[Change]) -> None:
+        """The hot path of a sync: COPY on Postgres, one executemany of plain tuples on SQLite. Values are what the
+        ORM would bind (JSON text, UTC times), written without its per-row processing."""
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi is not None
+        jid = self.journal_id
+        dumps = json.dumps
+        if self.store.is_postgres:
+            with dbapi.cursor() as cur, cur.copy(_COPY_CHANGES) as copy:  # type: ignore[attr-defined]
+                for c in changes:
+                    copy.write_row(
+                        (jid, c.commit_lsn, c.seq, c.lsn, c.xid, c.full_xid, c.commit_time, c.table, c.op,
+                         key_json(c.key), key_json(c.old_key),
+                         None if c.old is None else dumps(c.old), None if c.new is None else dumps(c.new))
+                    )  # fmt: skip
+            return
+        times: dict[datetime, str] = {}
+        rows = []
+        for c in changes:
+            when = times.get(c.commit_time)
+            if when is None:
+                when = times[c.commit_time] = c.commit_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            rows.append(
+                (jid, c.commit_lsn, c.seq, c.lsn, c.xid, c.full_xid, when, c.table, c.op, key_json(c.key),
+                 key_json(c.old_key), None if c.old is None else dumps(c.old), None if c.new is None else dumps(c.new))
+            )  # fmt: skip
+        cur = dbapi.cursor()
+        try:
+            cur.executemany(_INSERT_CHANGES, rows)
+        finally:
+            cur.close()
 
     def _new_relations(self, session: object, relations: Sequence[RelationVersion]) -> list[dict[str, object]]:
         """Relation versions whose columns differ from the last one stored for that table (schema changes)."""
@@ -133,9 +149,18 @@ class StoreSink:
         return fresh
 
 
+_COLUMNS = "journal_id, commit_lsn, seq, lsn, xid, full_xid, commit_time, table_name, op, row_key, old_key, old, new"
+_COPY_CHANGES = f"COPY journal_changes ({_COLUMNS}) FROM STDIN"
+_INSERT_CHANGES = f"INSERT INTO journal_changes ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+
+
 def key_json(key: Sequence[str | None] | None) -> str | None:
     """A row key as stored and searched: a compact JSON array of the key columns' text values."""
-    return None if key is None else json.dumps(list(key), separators=(",", ":"))
+    if key is None:
+        return None
+    if len(key) == 1 and key[0] is not None and key[0].isalnum() and key[0].isascii():
+        return '["' + key[0] + '"]'  # the common case (an integer or plain code), without the encoder
+    return json.dumps(list(key), separators=(",", ":"))
 
 
 def claim(store: Store, journal_id: int, owner: str, ttl: timedelta, now: datetime | None = None) -> bool:

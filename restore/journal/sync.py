@@ -148,7 +148,8 @@ class _Reader:
     def __init__(self, conn: psycopg.Connection, sink: Sink, stats: SyncStats, batch: int) -> None:
         self.conn, self.sink, self.stats, self.batch_size = conn, sink, stats, batch
         self.current_xid = full_xid_epoch(conn)
-        self.keys: dict[int, tuple[str, ...]] = {}
+        self.keys: dict[int, tuple[str, ...]] = {}  # primary keys by table oid, read once per sync
+        self.relation_keys: dict[int, tuple[Relation, tuple[str, ...]]] = {}  # the key for the current Relation
         self.stored = Progress()
 
     def read(self, rows: Iterator[tuple[int, bytes]], stored: Progress) -> int:
@@ -227,13 +228,17 @@ class _Reader:
         return ((epoch if xid <= low else epoch - 1) << 32) | xid
 
     def _key_columns(self, rel: Relation) -> tuple[str, ...]:
+        known = self.relation_keys.get(rel.oid)
+        if known is not None and known[0] is rel:
+            return known[1]
         if rel.oid not in self.keys:
             self.keys[rel.oid] = primary_keys(self.conn, rel.oid)
         names = {c.name for c in rel.columns}
         key = self.keys[rel.oid]
-        if key and all(k in names for k in key):
-            return key
-        return tuple(c.name for c in rel.columns if c.key) if rel.replica_identity != "f" else ()
+        if not (key and all(k in names for k in key)):
+            key = tuple(c.name for c in rel.columns if c.key) if rel.replica_identity != "f" else ()
+        self.relation_keys[rel.oid] = (rel, key)
+        return key
 
     def _changes(
         self, lsn: int, msg: Insert | Update | Delete | Truncate, txn: _Open, relations: dict[int, Relation]
