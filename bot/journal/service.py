@@ -445,3 +445,49 @@ def row_history(store: Store, name: str | None, table: str, key: str | Sequence[
             for c in changes
         ],
     )
+
+
+# --- gap: what the journal holds that the backup does not --------------------------------------------------------
+
+
+class RestorableRow(BaseModel):
+    table: str
+    key: list[str]
+    op: str  # the journal's last change of the row: delete (undo re-inserts it) or update (undo sets it back)
+    xid: int
+    commit_time: datetime
+
+
+class JournalCoverage(BaseModel):
+    journal: str
+    covers_backup_time: bool  # the journal started before the backup, so it holds every change since
+    restorable: list[RestorableRow]
+
+
+def journal_coverage(
+    store: Store, name: str | None, backup_time: datetime, rows: Sequence[tuple[str, Sequence[Any]]]
+) -> JournalCoverage:
+    """For rows `rewind gap` names (table, key): the ones the journal can restore, with the transaction to undo."""
+    journal = get_journal(store, name)
+    restorable = []
+    with store.transaction() as session:
+        for table, key in rows:
+            values = [str(v).lower() if isinstance(v, bool) else str(v) for v in key]
+            last = session.scalars(
+                select(JournalChange)
+                .where(
+                    JournalChange.journal_id == journal.id,
+                    JournalChange.table_name == table,
+                    or_(JournalChange.row_key == key_json(values), JournalChange.old_key == key_json(values)),
+                    JournalChange.op.in_(("update", "delete")),
+                )
+                .order_by(JournalChange.commit_lsn.desc(), JournalChange.seq.desc())
+                .limit(1)
+            ).first()
+            if last is not None and last.old is not None:
+                restorable.append(
+                    RestorableRow(table=table, key=values, op=last.op, xid=last.xid, commit_time=last.commit_time)
+                )
+    return JournalCoverage(
+        journal=journal.name, covers_backup_time=journal.created_at <= backup_time, restorable=restorable
+    )

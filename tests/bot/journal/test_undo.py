@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.journal.service import journal_log, start_journal, sync_journal
+from bot.journal.service import journal_coverage, journal_log, start_journal, sync_journal
 from bot.journal.undo import UndoSelectionError, plan_journal_undo
 from bot.store import Store
 from restore.apply import ApplyError, dry_run, execute
@@ -129,3 +129,16 @@ def test_undo_across_a_column_rename_and_drop(store: Store, source_dsn: str, jou
     assert rows(source_dsn, "SELECT id, name, remark, tier FROM customers ORDER BY id") == [
         (1, "Ada", "vip", 5), (2, "Bob", None, 5), (3, "Cy", "x", 5),
     ]  # fmt: skip
+
+
+def test_gap_rows_the_journal_can_restore(store: Store, source_dsn: str, journal: str) -> None:
+    targets = targets_for(source_dsn)
+    (bad,) = run(source_dsn, "DELETE FROM products WHERE id = 12; UPDATE products SET name = 'z' WHERE id = 13")
+    sync_journal(store, targets, journal)
+    coverage = journal_coverage(
+        store, journal, datetime(2100, 1, 1, tzinfo=UTC),
+        [("public.products", [12]), ("public.products", [13]), ("public.products", [10])],
+    )  # fmt: skip
+    assert coverage.covers_backup_time
+    assert [(r.key, r.op, r.xid) for r in coverage.restorable] == [(["12"], "delete", bad), (["13"], "update", bad)]
+    assert not journal_coverage(store, journal, datetime(2000, 1, 1, tzinfo=UTC), []).covers_backup_time
