@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import delete, func, or_, select
 
-from bot.journal.store import StoreSink, claim, key_json, release
+from bot.journal.store import StoreSink, claim, key_json, relation_columns, release, stored_change
 from bot.store import Store
 from bot.store.journal_models import Journal, JournalChange, JournalTransaction
 from bot.store.types import utcnow
@@ -428,6 +428,8 @@ def row_history(store: Store, name: str | None, table: str, key: str | Sequence[
                 .order_by(JournalChange.commit_lsn, JournalChange.seq)
             )
         )
+        columns = relation_columns(session, journal.id)
+    decoded = [stored_change(c, columns) for c in changes]
     return RowHistory(
         journal=journal.name,
         table=tables[0],
@@ -438,11 +440,11 @@ def row_history(store: Store, name: str | None, table: str, key: str | Sequence[
                 commit_time=c.commit_time,
                 lsn=lsn_text(c.lsn),
                 op=c.op,
-                key=json.loads(c.row_key) if c.row_key else None,
+                key=c.key,
                 row=c.new,
                 old=c.old,
             )
-            for c in changes
+            for c in decoded
         ],
     )
 
@@ -471,6 +473,7 @@ def journal_coverage(
     journal = get_journal(store, name)
     restorable = []
     with store.transaction() as session:
+        columns = relation_columns(session, journal.id)
         for table, key in rows:
             values = [str(v).lower() if isinstance(v, bool) else str(v) for v in key]
             last = session.scalars(
@@ -484,7 +487,7 @@ def journal_coverage(
                 .order_by(JournalChange.commit_lsn.desc(), JournalChange.seq.desc())
                 .limit(1)
             ).first()
-            if last is not None and last.old is not None:
+            if last is not None and stored_change(last, columns).old is not None:
                 restorable.append(
                     RestorableRow(table=table, key=values, op=last.op, xid=last.xid, commit_time=last.commit_time)
                 )

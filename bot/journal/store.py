@@ -1,5 +1,6 @@
 """The state store as a journal sink: rows and progress in one transaction, with a compare-and-set on progress."""
 
+import bisect
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -8,7 +9,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.store import Store
-from bot.store.journal_models import Journal, JournalRelation, JournalTransaction
+from bot.store.journal_models import Journal, JournalChange, JournalRelation, JournalTransaction
 from bot.store.types import utcnow
 from restore.errors import RewindError
 from restore.journal.sync import Change, Progress, RelationVersion, Transaction
@@ -21,7 +22,9 @@ class SyncConflict(RewindError):
 class StoreSink:
     def __init__(self, store: Store, journal_id: int, owner: str | None = None, claim: timedelta | None = None) -> None:
         self.store, self.journal_id, self.owner, self.claim = store, journal_id, owner, claim
-        self._relations: dict[int, tuple[list[str], list[int]]] | None = None
+        # Per table oid, the stored relation versions sorted by LSN: (lsn, id, (names, types)).
+        self._versions: dict[int, list[tuple[int, int, tuple[list[str], list[int]]]]] | None = None
+        self._pending: dict[int, list[tuple[int, int, tuple[list[str], list[int]]]]] = {}
 
     def progress(self) -> Progress:
         with self.store.transaction() as session:
@@ -66,6 +69,7 @@ class StoreSink:
                     "The journal was synced by another process while this one read the slot; nothing was stored by "
                     "this sync. Run rewind journal sync again if changes remain."
                 )
+            added = self._store_relations(session, relations)
             if changes:
                 self._insert_changes(session, changes)
             if transactions:
@@ -85,24 +89,24 @@ class StoreSink:
                         for t in transactions
                     ],
                 )
-            fresh = self._new_relations(session, relations)
-            if fresh:
-                session.execute(insert(JournalRelation), fresh)
+        # Only once committed do the new versions join the cache.
+        for oid, version in added:
+            bisect.insort(self._versions.setdefault(oid, []), version)  # type: ignore[union-attr]
+        self._pending = {}
 
     def _insert_changes(self, session: Session, changes: Sequence[Change]) -> None:
         """The hot path of a sync: COPY on Postgres, one executemany of plain tuples on SQLite. Values are what the
-        ORM would bind (JSON text, UTC times), written without its per-row processing."""
+        ORM would bind (UTC times, bytes), written without its per-row processing."""
         dbapi = session.connection().connection.dbapi_connection
         assert dbapi is not None
         jid = self.journal_id
-        dumps = json.dumps
+        relation = self._relation_id
         if self.store.is_postgres:
             with dbapi.cursor() as cur, cur.copy(_COPY_CHANGES) as copy:  # type: ignore[attr-defined]
                 for c in changes:
                     copy.write_row(
                         (jid, c.commit_lsn, c.seq, c.lsn, c.xid, c.full_xid, c.commit_time, c.table, c.op,
-                         key_json(c.key), key_json(c.old_key),
-                         None if c.old is None else dumps(c.old), None if c.new is None else dumps(c.new))
+                         key_json(c.key), key_json(c.old_key), relation(c), c.body)
                     )  # fmt: skip
             return
         times: dict[datetime, str] = {}
@@ -113,7 +117,7 @@ class StoreSink:
                 when = times[c.commit_time] = c.commit_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
             rows.append(
                 (jid, c.commit_lsn, c.seq, c.lsn, c.xid, c.full_xid, when, c.table, c.op, key_json(c.key),
-                 key_json(c.old_key), None if c.old is None else dumps(c.old), None if c.new is None else dumps(c.new))
+                 key_json(c.old_key), relation(c), c.body)
             )  # fmt: skip
         cur = dbapi.cursor()
         try:
@@ -121,35 +125,56 @@ class StoreSink:
         finally:
             cur.close()
 
-    def _new_relations(self, session: object, relations: Sequence[RelationVersion]) -> list[dict[str, object]]:
-        """Relation versions whose columns differ from the last one stored for that table (schema changes)."""
-        if self._relations is None:
-            self._relations = {}
-            rows = session.execute(  # type: ignore[attr-defined]
-                select(JournalRelation.oid, JournalRelation.columns)
-                .where(JournalRelation.journal_id == self.journal_id)
-                .order_by(JournalRelation.lsn, JournalRelation.id)
+    def _relation_id(self, change: Change) -> int | None:
+        """The relation version a change's values belong to: the last one stored at or before its LSN."""
+        if change.body is None:
+            return None
+        versions = self._pending.get(change.oid) or self._versions.get(change.oid, [])  # type: ignore[union-attr]
+        at = bisect.bisect_right(versions, (change.lsn, float("inf"))) - 1
+        return versions[at][1] if at >= 0 else None
+
+    def _store_relations(
+        self, session: Session, relations: Sequence[RelationVersion]
+    ) -> list[tuple[int, tuple[int, int, tuple[list[str], list[int]]]]]:
+        """Stores relation versions whose columns differ from the version in effect at their LSN."""
+        if self._versions is None:
+            self._versions = {}
+            rows = session.execute(
+                select(JournalRelation.oid, JournalRelation.lsn, JournalRelation.id, JournalRelation.columns).where(
+                    JournalRelation.journal_id == self.journal_id
+                )
             )
-            for oid, columns in rows:
-                self._relations[oid] = (columns["names"], columns["types"])
-        fresh = []
+            for oid, lsn, rid, columns in rows:
+                self._versions.setdefault(oid, []).append((lsn, rid, (columns["names"], columns["types"])))
+            for versions in self._versions.values():
+                versions.sort()
+        self._pending: dict[int, list[tuple[int, int, tuple[list[str], list[int]]]]] = {}
+        added = []
         for rel in relations:
             shape = (list(rel.columns), list(rel.types))
-            if self._relations.get(rel.oid) != shape:
-                self._relations[rel.oid] = shape
-                fresh.append(
-                    {
-                        "journal_id": self.journal_id,
-                        "oid": rel.oid,
-                        "lsn": rel.lsn,
-                        "table_name": rel.table,
-                        "columns": {"names": shape[0], "types": shape[1]},
-                    }
-                )
-        return fresh
+            versions = self._pending.get(rel.oid) or list(self._versions.get(rel.oid, []))
+            at = bisect.bisect_right(versions, (rel.lsn, float("inf"))) - 1
+            if at >= 0 and versions[at][2] == shape:
+                continue
+            row = JournalRelation(
+                journal_id=self.journal_id,
+                oid=rel.oid,
+                lsn=rel.lsn,
+                table_name=rel.table,
+                columns={"names": shape[0], "types": shape[1]},
+            )
+            session.add(row)
+            session.flush()
+            version = (rel.lsn, row.id, shape)
+            bisect.insort(versions, version)
+            self._pending[rel.oid] = versions
+            added.append((rel.oid, version))
+        return added
 
 
-_COLUMNS = "journal_id, commit_lsn, seq, lsn, xid, full_xid, commit_time, table_name, op, row_key, old_key, old, new"
+_COLUMNS = (
+    "journal_id, commit_lsn, seq, lsn, xid, full_xid, commit_time, table_name, op, row_key, old_key, relation_id, data"
+)
 _COPY_CHANGES = f"COPY journal_changes ({_COLUMNS}) FROM STDIN"
 _INSERT_CHANGES = f"INSERT INTO journal_changes ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 
@@ -185,3 +210,20 @@ def release(store: Store, journal_id: int, owner: str) -> None:
             .where(Journal.id == journal_id, Journal.claimed_by == owner)
             .values(claimed_by=None, claimed_until=None)
         )
+
+
+def stored_change(row: "JournalChange", columns: dict[int, tuple[str, ...]]) -> Change:
+    """A journal row back as a `Change`, its values decoded with its relation version's column names."""
+    return Change(
+        row.commit_lsn, row.seq, row.lsn, row.xid, row.full_xid, row.commit_time, row.table_name, row.op,
+        json.loads(row.row_key) if row.row_key else None, json.loads(row.old_key) if row.old_key else None,
+        0, row.data, columns.get(row.relation_id, ()) if row.relation_id is not None else (),
+    )  # fmt: skip
+
+
+def relation_columns(session: Session, journal_id: int) -> dict[int, tuple[str, ...]]:
+    """Column names of every relation version of a journal, by version id."""
+    rows = session.execute(
+        select(JournalRelation.id, JournalRelation.columns).where(JournalRelation.journal_id == journal_id)
+    )
+    return {rid: tuple(columns["names"]) for rid, columns in rows}

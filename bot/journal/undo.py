@@ -1,6 +1,5 @@
 """`rewind undo`: picks the journal's transactions (by xid, or by time and table) and plans their undo on live."""
 
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import or_, select
 
 from bot.journal.service import _table_filter, get_journal, target_dsn
+from bot.journal.store import relation_columns, stored_change
 from bot.store import Store
 from bot.store.journal_models import JournalChange, JournalRelation, JournalTransaction
 from restore.errors import RewindError
@@ -120,6 +120,7 @@ def _changes(
     """Changes from `from_lsn` on, in commit order, read in pages so memory stays bounded."""
     last = (from_lsn - 1, 0)
     page = 5000
+    columns: dict[int, tuple[str, ...]] | None = None
     while True:
         with store.transaction() as session:
             query = select(JournalChange).where(
@@ -132,13 +133,11 @@ def _changes(
             if tables:
                 query = query.where(JournalChange.table_name.in_(tables))
             rows = list(session.scalars(query.order_by(JournalChange.commit_lsn, JournalChange.seq).limit(page)))
+            if columns is None:
+                columns = relation_columns(session, journal_id)
         for c in rows:
             if keep(c.commit_lsn):
-                yield Change(
-                    c.commit_lsn, c.seq, c.lsn, c.xid, c.full_xid, c.commit_time, c.table_name, c.op,
-                    json.loads(c.row_key) if c.row_key else None, json.loads(c.old_key) if c.old_key else None,
-                    c.old, c.new,
-                )  # fmt: skip
+                yield stored_change(c, columns)
         if len(rows) < page:
             return
         last = (rows[-1].commit_lsn, rows[-1].seq)

@@ -191,3 +191,49 @@ def _relation(data: bytes) -> Relation:
         pos += 8
         columns.append(RelationColumn(column, type_oid, type_mod, bool(flags & 1)))
     return Relation(oid, schema, name, identity, tuple(columns))
+
+
+# --- the journal's hot path: find keys without decoding whole rows; decode stored bodies later ---------------------
+
+
+def skip_tuple(data: bytes, pos: int) -> int:
+    """The position just past the TupleData starting at `pos`, without decoding its values."""
+    count = int.from_bytes(data[pos : pos + 2], "big")
+    pos += 2
+    for _ in range(count):
+        if data[pos] == 116:  # 't'
+            pos += 5 + int.from_bytes(data[pos + 1 : pos + 5], "big")
+        else:
+            pos += 1
+    return pos
+
+
+def tuple_prefix(data: bytes, pos: int, n: int) -> Tuple:
+    """The first `n` values of the TupleData starting at `pos` (keys usually come first)."""
+    pos += 2
+    values: Tuple = []
+    for _ in range(n):
+        kind = data[pos]
+        if kind == 116:
+            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            start = pos + 5
+            pos = start + length
+            values.append(data[start:pos].decode())
+        else:
+            values.append(None if kind == 110 else UNCHANGED)
+            pos += 1
+    return values
+
+
+def decode_body(op: str, body: bytes) -> tuple[Tuple | None, bool, Tuple | None]:
+    """(old values, old is the key only, new values) of a change's body: an Insert, Update or Delete message
+    without its tag and relation oid, as the journal stores it."""
+    kind = body[0]
+    if op == "insert":
+        return None, False, _tuple(body, 1)[0]
+    if op == "delete":
+        return _tuple(body, 1)[0], kind == 75, None
+    if kind == 78:  # 'N': no old row was sent
+        return None, False, _tuple(body, 1)[0]
+    old, pos = _tuple(body, 1)
+    return old, kind == 75, _tuple(body, pos + 1)[0]

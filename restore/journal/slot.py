@@ -219,17 +219,16 @@ def confirmed_flush(conn: psycopg.Connection, slot: str) -> int:
 def peek(
     conn: psycopg.Connection, slot: str, publication: str, upto_nchanges: int, fetch: int = 5000
 ) -> Iterator[tuple[int, bytes]]:
-    """(lsn, message) rows decoded from the slot, without consuming them; streamed in chunks of `fetch` rows.
+    """(lsn, message) rows decoded from the slot, without consuming them; streamed in chunks of `fetch` rows
+    (libpq's chunked mode: no server-side cursor round trips). The connection is busy until the rows are read.
 
     Decoding stops at the first transaction end after `upto_nchanges` rows, so a batch is whole transactions."""
     query = (
         "SELECT (lsn - '0/0'::pg_lsn)::int8, data FROM pg_logical_slot_peek_binary_changes("
         "%s, NULL, %s, 'proto_version', '1', 'publication_names', %s)"
     )
-    with conn.transaction(), conn.cursor(name="rewind_journal_peek", binary=True) as cur:
-        cur.itersize = fetch
-        cur.execute(query, (slot, upto_nchanges, publication))
-        yield from cur
+    with conn.cursor(binary=True) as cur:
+        yield from cur.stream(query, (slot, upto_nchanges, publication), size=fetch)
 
 
 def advance(conn: psycopg.Connection, slot: str, lsn: int) -> None:

@@ -8,11 +8,14 @@ killed anywhere re-reads from the slot's position and skips what the store alrea
 - a transaction whose commit LSN is before the stored end LSN is stored whole;
 - the first `inflight_seq` changes of the in-flight transaction are stored.
 
-Memory stays flat: rows are streamed from a server-side cursor and written every `batch` changes.
+Memory stays flat: rows are streamed and written every `batch` changes. Speed comes from not decoding rows while
+syncing: a change keeps its message body as pgoutput sent it (old and new tuple data), and only the key columns are
+read out of it; `Change.old` / `Change.new` decode the body when someone reads the journal.
 """
 
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -21,7 +24,16 @@ import psycopg
 from pydantic import BaseModel
 
 from restore.journal import pgoutput
-from restore.journal.pgoutput import UNCHANGED, Begin, Commit, Delete, Insert, Relation, Truncate, Update, lsn_text
+from restore.journal.pgoutput import (
+    UNCHANGED,
+    Begin,
+    Commit,
+    Relation,
+    Truncate,
+    lsn_text,
+    skip_tuple,
+    tuple_prefix,
+)
 from restore.journal.slot import advance, connect, full_xid_epoch, peek, primary_keys
 
 Row = dict[str, str | None]
@@ -39,8 +51,48 @@ class Change:
     op: str  # insert | update | delete | truncate
     key: list[str | None] | None  # the row's key after the change (before it, for a delete)
     old_key: list[str | None] | None  # an update that changed the key: the key before
-    old: Row | None
-    new: Row | None
+    oid: int  # the table's oid (0 for a truncate)
+    body: bytes | None  # the Insert/Update/Delete message after its tag and oid; None for a truncate
+    columns: tuple[str, ...]  # the column names the body's values belong to
+    decoded: "tuple[Row | None, Row | None] | None" = field(default=None, repr=False, compare=False)
+
+    @property
+    def old(self) -> Row | None:
+        """The whole row before the change (only its key when replica identity is not FULL)."""
+        return self.rows()[0]
+
+    @property
+    def new(self) -> Row | None:
+        """The row after the change; an unchanged TOASTed value is the old row's (left out if that is unknown)."""
+        return self.rows()[1]
+
+    def rows(self) -> "tuple[Row | None, Row | None]":
+        if self.decoded is None:
+            self.decoded = rows_of(self.op, self.body, self.columns)
+        return self.decoded
+
+
+def rows_of(op: str, body: bytes | None, columns: Sequence[str]) -> tuple[Row | None, Row | None]:
+    if body is None:
+        return None, None
+    old_values, key_only, new_values = pgoutput.decode_body(op, body)
+    old: Row | None = None
+    if old_values is not None:
+        old = {
+            c: v
+            for c, v in zip(columns, old_values, strict=True)
+            if v is not UNCHANGED and not (key_only and v is None)
+        }
+    if new_values is None:
+        return old, None
+    new: Row = {}
+    for c, v in zip(columns, new_values, strict=True):
+        if v is UNCHANGED:
+            if old is None or c not in old:
+                continue
+            v = old[c]
+        new[c] = v
+    return old, new
 
 
 @dataclass(slots=True)
@@ -126,8 +178,9 @@ def drain(
     """Reads every change in the slot into `sink`, then advances the slot past what was stored."""
     started = time.monotonic()
     stats = SyncStats()
-    with connect(dsn) as conn:
-        reader = _Reader(conn, sink, stats, batch)
+    # Two connections: one streams the slot, the other answers catalog questions meanwhile.
+    with connect(dsn) as conn, connect(dsn) as catalog, ThreadPoolExecutor(1, "rewind-journal-writer") as writer:
+        reader = _Reader(catalog, sink, stats, batch, writer)
         while True:
             stored = sink.progress()
             # A sync killed between the store's commit and the advance left the slot behind: catch it up first.
@@ -144,13 +197,21 @@ def drain(
     return stats
 
 
+_ROW_TAGS = frozenset(b"IUD")
+
+
 class _Reader:
-    def __init__(self, conn: psycopg.Connection, sink: Sink, stats: SyncStats, batch: int) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, sink: Sink, stats: SyncStats, batch: int, writer: ThreadPoolExecutor
+    ) -> None:
         self.conn, self.sink, self.stats, self.batch_size = conn, sink, stats, batch
         self.current_xid = full_xid_epoch(conn)
         self.keys: dict[int, tuple[str, ...]] = {}  # primary keys by table oid, read once per sync
         self.relation_keys: dict[int, tuple[Relation, tuple[str, ...]]] = {}  # the key for the current Relation
+        self.shapes: dict[int, tuple[Relation, tuple[tuple[str, ...], list[int], int]]] = {}
         self.stored = Progress()
+        self.writer = writer
+        self.pending: Future[None] | None = None
 
     def read(self, rows: Iterator[tuple[int, bytes]], stored: Progress) -> int:
         self.stored = stored
@@ -161,6 +222,19 @@ class _Reader:
         count = 0
         for lsn, data in rows:
             count += 1
+            tag = data[0]
+            if tag in _ROW_TAGS:  # the hot path: no full decode
+                if txn is None or txn.skip:
+                    continue
+                change = self._row_change(lsn, tag, data, txn, relations)
+                if change.seq < txn.skip_seq:
+                    self.stats.skipped_changes += 1
+                    continue
+                batch.changes.append(change)
+                if len(batch.changes) >= self.batch_size:
+                    state = Progress(state.end_lsn, txn.begin.final_lsn, txn.seq)
+                    batch = self._flush(batch, state)
+                continue
             msg = pgoutput.decode(data)
             if msg is None:
                 continue
@@ -203,6 +277,7 @@ class _Reader:
                 continue
             if txn.skip:
                 continue
+            assert isinstance(msg, Truncate), msg
             for change in self._changes(lsn, msg, txn, relations):
                 if change.seq < txn.skip_seq:
                     self.stats.skipped_changes += 1
@@ -213,14 +288,26 @@ class _Reader:
                 batch = self._flush(batch, state)
         if batch.changes or batch.transactions or state != self.stored:
             self._flush(batch, state)
+        self.wait()
         return count
 
     def _flush(self, batch: _Batch, state: Progress) -> _Batch:
-        self.sink.write(batch.changes, batch.transactions, batch.relations, self.stored, state)
+        """Hands the batch to the writer thread, after the previous write finished: decoding the next batch
+        overlaps with storing this one, and writes stay in order, one at a time."""
+        self.wait()
+        self.pending = self.writer.submit(
+            self.sink.write, batch.changes, batch.transactions, batch.relations, self.stored, state
+        )
         self.stats.changes += len(batch.changes)
         self.stats.batches += 1
         self.stored = state
         return _Batch()
+
+    def wait(self) -> None:
+        """Until the last write is committed; raises what it raised."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
 
     def _full_xid(self, xid: int) -> int:
         """The 64-bit id (`pg_current_xact_id()`) of a 32-bit xid, which is at most ~2 billion transactions old."""
@@ -240,62 +327,63 @@ class _Reader:
         self.relation_keys[rel.oid] = (rel, key)
         return key
 
-    def _changes(
-        self, lsn: int, msg: Insert | Update | Delete | Truncate, txn: _Open, relations: dict[int, Relation]
-    ) -> Iterator[Change]:
+    def _changes(self, lsn: int, msg: Truncate, txn: _Open, relations: dict[int, Relation]) -> Iterator[Change]:
         begin = txn.begin
-        if isinstance(msg, Truncate):
-            txn.truncated = True
-            for oid in msg.oids:
-                self.stats.truncates += 1
-                seq, txn.seq = txn.seq, txn.seq + 1
-                yield Change(
-                    begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time,
-                    relations[oid].qualified, "truncate", None, None, None, None,
-                )  # fmt: skip
-            return
-        rel = relations[msg.oid]
-        names = [c.name for c in rel.columns]
-        key = self._key_columns(rel)
-        old: Row | None = None
-        new: Row | None = None
-        if isinstance(msg, Insert):
+        txn.truncated = True
+        for oid in msg.oids:
+            self.stats.truncates += 1
+            seq, txn.seq = txn.seq, txn.seq + 1
+            yield Change(
+                begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time,
+                relations[oid].qualified, "truncate", None, None, 0, None, (),
+            )  # fmt: skip
+
+    def _row_change(self, lsn: int, tag: int, data: bytes, txn: _Open, relations: dict[int, Relation]) -> Change:
+        """An insert, update or delete: its key read from the message, the rest kept as it came."""
+        rel = relations[int.from_bytes(data[1:5], "big")]
+        names, key_idx, width = self._shape(rel)
+        body = data[5:]
+        old_key = None
+        if tag == 73:  # 'I'
             op = "insert"
-            new = dict(zip(names, msg.new, strict=True))
-        elif isinstance(msg, Update):
-            op = "update"
-            old = _old_row(rel, msg.old, msg.old_is_key) if msg.old is not None else None
-            new = dict(zip(names, msg.new, strict=True))
-            _fill_unchanged(new, old)
-        else:
+            key = _pick(tuple_prefix(body, 1, width), key_idx)
+        elif tag == 68:  # 'D'
             op = "delete"
-            old = _old_row(rel, msg.old, msg.old_is_key)
-        row_key = _key_of(new if new is not None else old, key)
-        old_key = _key_of(old, key) if op == "update" and old is not None else None
+            key = _pick(tuple_prefix(body, 1, width), key_idx)
+        else:
+            op = "update"
+            if body[0] == 78:  # 'N': only the new row
+                key = _pick(tuple_prefix(body, 1, width), key_idx)
+            else:
+                old_key = _pick(tuple_prefix(body, 1, width), key_idx)
+                key = _pick(tuple_prefix(body, skip_tuple(body, 1) + 1, width), key_idx)
+                if key is not None and UNCHANGED in key:
+                    key = old_key
+                if old_key == key:
+                    old_key = None
+        begin = txn.begin
         seq, txn.seq = txn.seq, txn.seq + 1
-        yield Change(
-            begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, op, row_key,
-            old_key if old_key != row_key else None, old, new,
+        return Change(
+            begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, op, key, old_key,
+            rel.oid, body, names,
         )  # fmt: skip
 
-
-def _old_row(rel: Relation, values: list, key_only: bool) -> Row:
-    if key_only:
-        return {c.name: v for c, v in zip(rel.columns, values, strict=True) if c.key}
-    return {c.name: v for c, v in zip(rel.columns, values, strict=True) if v is not UNCHANGED}
-
-
-def _fill_unchanged(new: dict, old: Row | None) -> None:
-    """An UPDATE sends no value for an unchanged TOASTed column: it is the old row's. Without the old row (replica
-    identity not FULL) the value is unknown and left out of the journal row."""
-    for name in [n for n, v in new.items() if v is UNCHANGED]:
-        if old is not None and name in old:
-            new[name] = old[name]
-        else:
-            del new[name]
+    def _shape(self, rel: Relation) -> tuple[tuple[str, ...], list[int], int]:
+        """Column names, the key columns' positions, and how many leading values hold the whole key."""
+        known = self.shapes.get(rel.oid)
+        if known is not None and known[0] is rel:
+            return known[1]
+        names = tuple(c.name for c in rel.columns)
+        key = self._key_columns(rel)
+        idx = [names.index(k) for k in key]
+        shape = (names, idx, max(idx) + 1 if idx else 0)
+        self.shapes[rel.oid] = (rel, shape)
+        return shape
 
 
-def _key_of(row: Row | None, key: tuple[str, ...]) -> list[str | None] | None:
-    if row is None or not key or any(k not in row for k in key):
+def _pick(values: list, idx: list[int]) -> list | None:
+    if not idx:
         return None
-    return [row[k] for k in key]
+    if len(idx) == 1:
+        return [values[idx[0]]]
+    return [values[i] for i in idx]
