@@ -4,12 +4,13 @@ import bisect
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.store import Store
-from bot.store.journal_models import Journal, JournalChange, JournalRelation, JournalTransaction
+from bot.store.journal_models import Journal, JournalRelation, JournalTransaction
 from bot.store.types import utcnow
 from restore.errors import RewindError
 from restore.journal.sync import Change, Progress, RelationVersion, Transaction
@@ -212,12 +213,21 @@ def release(store: Store, journal_id: int, owner: str) -> None:
         )
 
 
-def stored_change(row: "JournalChange", columns: dict[int, tuple[str, ...]]) -> Change:
+def key_from_json(text: str | None) -> list[str | None] | None:
+    """`key_json` reversed; the common one-plain-value case without the decoder."""
+    if text is None:
+        return None
+    if text.startswith('["') and text.endswith('"]') and '"' not in text[2:-2] and "\\" not in text:
+        return [text[2:-2]]
+    return json.loads(text)
+
+
+def stored_change(row: Any, columns: dict[int, tuple[str, ...]]) -> Change:
     """A journal row back as a `Change`, its values decoded with its relation version's column names."""
     return Change(
         row.commit_lsn, row.seq, row.lsn, row.xid, row.full_xid, row.commit_time, row.table_name, row.op,
-        json.loads(row.row_key) if row.row_key else None, json.loads(row.old_key) if row.old_key else None,
-        0, row.data, columns.get(row.relation_id, ()) if row.relation_id is not None else (),
+        key_from_json(row.row_key), key_from_json(row.old_key), 0, row.data,
+        columns.get(row.relation_id, ()) if row.relation_id is not None else (),
     )  # fmt: skip
 
 

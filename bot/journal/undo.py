@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import null, or_, select
 
 from bot.journal.service import _table_filter, get_journal, target_dsn
 from bot.journal.store import relation_columns, stored_change
@@ -91,7 +91,8 @@ def plan_journal_undo(
     lsns = {t.commit_lsn for t in txns}
     first = min(lsns)
     selected = _changes(store, journal.id, first, chosen_tables, lambda lsn: lsn in lsns)
-    later = _changes(store, journal.id, first, [], lambda lsn: lsn not in lsns)
+    # Later changes are only looked at for the rows they touch: their bodies are not read.
+    later = _changes(store, journal.id, first, [], lambda lsn: lsn not in lsns, bodies=False)
     plan = plan_undo(
         live_dsn,
         selected,
@@ -116,14 +117,21 @@ def _changes(
     from_lsn: int,
     tables: Sequence[str],
     keep: Callable[[int], bool],
+    *,
+    bodies: bool = True,
 ) -> Iterator[Change]:
-    """Changes from `from_lsn` on, in commit order, read in pages so memory stays bounded."""
+    """Changes from `from_lsn` on, in commit order, read in pages (plain rows, not ORM objects) so memory stays
+    bounded."""
+    light = {"data", "commit_time"}
+    wanted = [c for c in JournalChange.__table__.c if bodies or c.name not in light]
+    if not bodies:
+        wanted += [null().label(name) for name in sorted(light)]
     last = (from_lsn - 1, 0)
     page = 5000
     columns: dict[int, tuple[str, ...]] | None = None
     while True:
         with store.transaction() as session:
-            query = select(JournalChange).where(
+            query = select(*wanted).where(
                 JournalChange.journal_id == journal_id,
                 or_(
                     JournalChange.commit_lsn > last[0],
@@ -132,7 +140,8 @@ def _changes(
             )
             if tables:
                 query = query.where(JournalChange.table_name.in_(tables))
-            rows = list(session.scalars(query.order_by(JournalChange.commit_lsn, JournalChange.seq).limit(page)))
+            order = query.order_by(JournalChange.commit_lsn, JournalChange.seq).limit(page)
+            rows = list(session.connection().execute(order))
             if columns is None:
                 columns = relation_columns(session, journal_id)
         for c in rows:

@@ -5,12 +5,14 @@ Only what a journal needs: Begin, Commit, Relation, Insert, Update, Delete and T
 read and ignored. Column values arrive as the type's text output, which is what `restore.literals` writes back.
 """
 
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from restore.errors import RewindError
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_U32 = struct.Struct(">I").unpack_from
 
 # A column whose value was TOASTed and left unchanged by an UPDATE: pgoutput does not send it.
 UNCHANGED = object()
@@ -121,13 +123,15 @@ def _tuple(data: bytes, pos: int) -> tuple[Tuple, int]:
     pos += 2
     values: Tuple = []
     append = values.append
+    # Mostly ASCII: then byte offsets are character offsets, and one decode serves every value.
+    text = data.decode("ascii") if data.isascii() else None
     for _ in range(count):
         kind = data[pos]
         if kind == 116:  # 't'
-            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            length = _U32(data, pos + 1)[0]
             start = pos + 5
             pos = start + length
-            append(data[start:pos].decode())
+            append(text[start:pos] if text is not None else data[start:pos].decode())
         elif kind == 110:  # 'n'
             append(None)
             pos += 1
@@ -202,7 +206,7 @@ def skip_tuple(data: bytes, pos: int) -> int:
     pos += 2
     for _ in range(count):
         if data[pos] == 116:  # 't'
-            pos += 5 + int.from_bytes(data[pos + 1 : pos + 5], "big")
+            pos += 5 + _U32(data, pos + 1)[0]
         else:
             pos += 1
     return pos
@@ -215,7 +219,7 @@ def tuple_prefix(data: bytes, pos: int, n: int) -> Tuple:
     for _ in range(n):
         kind = data[pos]
         if kind == 116:
-            length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+            length = _U32(data, pos + 1)[0]
             start = pos + 5
             pos = start + length
             values.append(data[start:pos].decode())

@@ -30,7 +30,7 @@ def test_values_arrive_as_postgres_prints_them(source_dsn: str, journal_name: st
     execute(
         source_dsn,
         "SET TimeZone = 'Asia/Tokyo'",
-        "INSERT INTO odd VALUES ('it''s \\ here', 1.10, 0.1, '\\x00ff', '{\"a\": [1, \"x\"]}', '{\"a b\",NULL,c}',"
+        "INSERT INTO odd VALUES ('it''s \\ here', 1.10, 0.1, '\\x00ff', '{\"a\": [1, \"x\"]}', '{\"a b\",NULL,\"çé\"}',"
         " '2026-01-22 10:42:00.5+01', 'sad', '[1,5)', NULL)",
     )
     with psycopg.connect(source_dsn) as conn:
