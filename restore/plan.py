@@ -16,7 +16,7 @@ Shape of the script:
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -410,24 +410,33 @@ def _statement(layout: _Layout, step: Step, rows: list[GraphRow]) -> str:
     if step.action == "delete":
         return _delete(table, rows, guard)
     cols = step.columns
-    backup = [_values(table, r.values, cols) for r in rows]
+    pick = _picker(table, cols)
+    backup = [pick(r.values) for r in rows]
     if step.action == "relink":
         return _update(table, rows, cols, new=backup, old=None)
     if step.action == "unlink":
         return _update(table, rows, cols, new=[tuple(None for _ in cols) for _ in rows], old=backup)
-    observed = [_values(table, r.live_values or (), cols) for r in rows]
+    observed = [pick(r.live_values) if r.live_values else _pick_none(cols) for r in rows]
     if step.action == "revert":
-        extra = (guard, [_values(table, r.live_values or (), guard) for r in rows])
+        by_guard = _picker(table, guard)
+        extra = (guard, [by_guard(r.live_values) if r.live_values else _pick_none(guard) for r in rows])
         return _update(table, rows, cols, new=backup, old=observed, guard=extra)
     if step.action == "unrevert":
-        extra = (guard, [_values(table, r.values, guard) for r in rows])
+        by_guard = _picker(table, guard)
+        extra = (guard, [by_guard(r.values) for r in rows])
         return _update(table, rows, cols, new=observed, old=backup, guard=extra)
     raise AssertionError(step.action)
 
 
-def _values(table: Table, values: Sequence[str | None], columns: Sequence[str]) -> tuple[str | None, ...]:
+def _picker(table: Table, columns: Sequence[str]) -> Callable[[Sequence[str | None]], tuple[str | None, ...]]:
+    """Picks `columns` out of a row in the table's column order; the positions are looked up once per statement."""
     names = table.column_names
-    return tuple(values[names.index(c)] for c in columns)
+    idx = [names.index(c) for c in columns]
+    return lambda values: tuple([values[i] for i in idx])
+
+
+def _pick_none(columns: Sequence[str]) -> tuple[None, ...]:
+    return tuple(None for _ in columns)
 
 
 def _insert(table: Table, rows: list[GraphRow], nulled: dict[tuple[str, Key], frozenset[str]]) -> str:
@@ -511,9 +520,10 @@ def _delete(table: Table, rows: list[GraphRow], guard: Sequence[str] = ()) -> st
     key = table.key_columns()
     key_types, keys = _key_values(table, rows)
     guard_types = [table.column(c).type_name for c in guard]
+    by_guard = _picker(table, guard)
     if guard:
         lines = [
-            row_literal([*k, *_values(table, r.values, guard)], key_types + guard_types, typed_null=True)
+            row_literal([*k, *by_guard(r.values)], key_types + guard_types, typed_null=True)
             for k, r in zip(keys, rows, strict=True)
         ]
     else:

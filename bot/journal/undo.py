@@ -141,7 +141,7 @@ def _changes(
             if tables:
                 query = query.where(JournalChange.table_name.in_(tables))
             order = query.order_by(JournalChange.commit_lsn, JournalChange.seq).limit(page)
-            rows = list(session.connection().execute(order))
+            rows = session.connection().execute(order).all()
             if columns is None:
                 columns = relation_columns(session, journal_id)
         for c in rows:

@@ -389,8 +389,7 @@ class _Planner:
 
 
 def _values(row: Row | None, names: Sequence[str]) -> tuple[str | None, ...]:
-    row = row or {}
-    return tuple(row.get(c) for c in names)
+    return tuple(map((row or {}).get, names))
 
 
 def _pick(row: Row | None, columns: Sequence[str]) -> tuple | None:
