@@ -59,16 +59,18 @@ class JournalTransaction(Base):
 
 
 class JournalChange(Base):
+    """One row change. Its identity is its place in the WAL: (journal, commit LSN, position in the transaction).
+    That key is also the table's order (SQLite stores it WITHOUT ROWID), so a sync maintains one index less."""
+
     __tablename__ = "journal_changes"
     __table_args__ = (
-        UniqueConstraint("journal_id", "commit_lsn", "seq", name="uq_journal_changes_position"),
         Index("ix_journal_changes_row", "journal_id", "table_name", "row_key"),
+        {"sqlite_with_rowid": False},
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id", ondelete="CASCADE"))
-    commit_lsn: Mapped[int] = mapped_column(BigInteger)
-    seq: Mapped[int] = mapped_column(Integer)
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id", ondelete="CASCADE"), primary_key=True)
+    commit_lsn: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     lsn: Mapped[int] = mapped_column(BigInteger)
     xid: Mapped[int] = mapped_column(BigInteger)
     full_xid: Mapped[int] = mapped_column(BigInteger)

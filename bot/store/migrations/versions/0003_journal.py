@@ -59,7 +59,6 @@ def upgrade() -> None:
     op.create_index("ix_journal_transactions_time", "journal_transactions", ["journal_id", "commit_time"])
     op.create_table(
         "journal_changes",
-        sa.Column("id", BigId, nullable=False),
         sa.Column("journal_id", sa.Integer(), nullable=False),
         sa.Column("commit_lsn", sa.BigInteger(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
@@ -74,8 +73,8 @@ def upgrade() -> None:
         sa.Column("relation_id", sa.Integer(), nullable=True),
         sa.Column("data", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(["journal_id"], ["journals.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("journal_id", "commit_lsn", "seq", name="uq_journal_changes_position"),
+        sa.PrimaryKeyConstraint("journal_id", "commit_lsn", "seq"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_journal_changes_row", "journal_changes", ["journal_id", "table_name", "row_key"])
     op.create_table(
