@@ -103,21 +103,26 @@ def start_journal(
     started = slots.start_capture(
         resolved.dsn, name, list(tables) or None, set_replica_identity_full=set_replica_identity_full
     )
-    with store.transaction() as session:
-        # A stopped journal of the same name is replaced; its rows go with it.
-        session.execute(delete(Journal).where(Journal.name == name))
-        session.add(
-            Journal(
-                name=name,
-                target=target,
-                slot_name=started.slot,
-                publication=started.publication,
-                tables={"tables": started.tables} if started.tables is not None else None,
-                start_lsn=slots.parse_lsn(started.start_lsn),
-                end_lsn=0,
-                inflight_seq=0,
+    try:
+        with store.transaction() as session:
+            # A stopped journal of the same name is replaced; its rows go with it.
+            session.execute(delete(Journal).where(Journal.name == name))
+            session.add(
+                Journal(
+                    name=name,
+                    target=target,
+                    slot_name=started.slot,
+                    publication=started.publication,
+                    tables={"tables": started.tables} if started.tables is not None else None,
+                    start_lsn=slots.parse_lsn(started.start_lsn),
+                    end_lsn=0,
+                    inflight_seq=0,
+                )
             )
-        )
+    except BaseException:
+        # A slot no journal knows about would retain WAL on production until its disk fills: drop it.
+        slots.stop_capture(resolved.dsn, started.slot, started.publication)
+        raise
     return StartResult(journal=name, target=mask_dsn(target), **started.model_dump())
 
 

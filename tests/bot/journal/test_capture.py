@@ -1,9 +1,11 @@
 """Capture: start checks and refusals, sync stores each change once with its transaction, status and stop."""
 
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from bot.journal.service import (
     journal_log,
@@ -15,7 +17,7 @@ from bot.journal.service import (
     stop_journal,
     sync_journal,
 )
-from bot.store import Store
+from bot.store import Store, upgrade
 from restore.errors import RewindError
 from tests.bot.journal.helpers import SCHEMA, run, targets_for
 
@@ -131,3 +133,18 @@ def test_retained_wal_over_the_limit_is_reported(store: Store, source_dsn: str, 
     assert missing is not None and missing.slot_missing
     stop_journal(store, targets, journal_name)
     assert retained_wal_over_limit(store, targets, journal_name, 1) is None
+
+
+def test_a_slot_is_dropped_when_the_store_cannot_record_its_journal(source_dsn: str, tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'rewind.db'}")
+    upgrade(store)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER no_journal BEFORE INSERT ON journals BEGIN SELECT RAISE(ABORT, 'full'); END"
+        )
+    run(source_dsn, SCHEMA)
+    with pytest.raises(IntegrityError):
+        start_journal(store, targets_for(source_dsn), "prod")
+    with psycopg.connect(source_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)
+    store.dispose()
