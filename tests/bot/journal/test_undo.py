@@ -120,6 +120,7 @@ def test_undo_across_a_column_rename_and_drop(store: Store, source_dsn: str, jou
     run(
         source_dsn,
         "ALTER TABLE customers RENAME COLUMN note TO remark",
+        "UPDATE customers SET name = 'Bob2' WHERE id = 2",  # the journal sees the renamed table
         "ALTER TABLE customers ADD COLUMN tier int NOT NULL DEFAULT 5",
     )
     sync_journal(store, targets, journal)
@@ -127,7 +128,7 @@ def test_undo_across_a_column_rename_and_drop(store: Store, source_dsn: str, jou
     assert undo.result.counts["public.customers"] == {"insert": 1, "update": 1, "delete": 0}
     execute(source_dsn, undo.plan.plan.sql)
     assert rows(source_dsn, "SELECT id, name, remark, tier FROM customers ORDER BY id") == [
-        (1, "Ada", "vip", 5), (2, "Bob", None, 5), (3, "Cy", "x", 5),
+        (1, "Ada", "vip", 5), (2, "Bob2", None, 5), (3, "Cy", "x", 5),
     ]  # fmt: skip
 
 
