@@ -21,6 +21,7 @@ FULL: dict[str, list[str]] = {
     "diff.py": [],
     "ack_latency.py": [],
     "replica.py": [],
+    "journal.py": [],
 }
 QUICK: dict[str, list[str]] = {
     "postmortem.py": ["--entries", "10000", "--repeat", "2"],
@@ -28,6 +29,7 @@ QUICK: dict[str, list[str]] = {
     "diff.py": ["--rows", "100000", "--repeats", "1"],
     "ack_latency.py": ["--count", "400", "--rate", "20"],
     "replica.py": ["--size-mb", "64"],
+    "journal.py": ["--quick"],
 }
 
 

@@ -1,11 +1,15 @@
 """What the backup cannot give back: live rows created after the backup that reference the affected rows, and ids a
 migration log names that the backup lacks. The Slack layer raises each as a yellow flag.
 
-Only direct children are looked at (foreign keys in live that point at the table, one level deep): a grandchild
-created after the backup hangs off a child that is itself listed here, so the first level already names the problem.
+Foreign keys are followed to any depth: the children in live of the affected rows, their children, and so on (each
+row once, so cycles end). Every row found that was created after the backup is listed with the row it references
+and its depth, whether its parent is itself new or was in the backup: a grandchild created after the backup of a
+child the backup has is still data only live holds.
 """
 
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +41,8 @@ class GapRow(BaseModel):
     table: str
     key: list[Any]
     created_at: Any
-    references: RootRef
+    references: RootRef  # the row it references: an affected row at depth 1, a row found one level up deeper
+    depth: int = 1
 
 
 class GapResult(BaseModel):
@@ -75,16 +80,11 @@ def find_gap(
         with read_only_snapshot(live, TargetRole.PRODUCTION) as (l_target, l_conn):
             catalog = load_catalog(l_conn)
             l_table = _table(catalog, table, l_target.name)
-            children, unchecked = _children(catalog.referencing(l_table), catalog, created_column)
-            created = [
-                row
-                for fk, child in children
-                for row in _created_after(l_conn, fk, child, created_column, when, root_refs)
-            ]
-    created.sort(key=lambda r: (r.table, str(r.created_at)))
+            created, checked, unchecked = _walk(l_conn, catalog, l_table, root_refs, created_column, when)
+    created.sort(key=lambda r: (r.depth, r.table, str(r.created_at)))
     counts = {
         "roots": len(roots),
-        "referencing_tables": len(children),
+        "referencing_tables": len(checked),
         "unchecked_tables": len(unchecked),
         "created_after_backup": len(created),
         "ids_checked": len(ids or []),
@@ -104,20 +104,6 @@ def _table(catalog: Catalog, name: str, label: str) -> Table:
         return catalog.table(name)
     except CatalogError as exc:
         raise GapError(f"{label}: {exc}") from exc
-
-
-def _children(
-    fks: list[ForeignKey], catalog: Any, created_column: str
-) -> tuple[list[tuple[ForeignKey, Table]], list[str]]:
-    """Foreign keys whose table has the created column, and the tables that lack it."""
-    checked, unchecked = [], []
-    for fk in fks:
-        child = catalog.tables[fk.table]
-        if created_column in child.column_names:
-            checked.append((fk, child))
-        else:
-            unchecked.append(child.qualified)
-    return checked, sorted(set(unchecked))
 
 
 def _typed_arrays(table: Table, columns: Sequence[str]) -> sql.Composable:
@@ -153,38 +139,106 @@ class _RootRefs:
         return found
 
 
-def _created_after(
-    conn: psycopg.Connection, fk: ForeignKey, child: Table, created_column: str, when: datetime, roots: _RootRefs
-) -> Iterator[GapRow]:
-    """Rows of `child` created after `when` whose foreign key `fk` points at one of the roots."""
-    refs = roots.by_columns(fk.ref_columns)
-    if not refs:
-        return
+RefMap = Callable[[tuple[str, ...]], dict[tuple[str, ...], list[Any]]]
+
+
+@dataclass
+class _Found:
+    key: list[Any]
+    created: Any
+    parent_refs: tuple[str, ...]  # the foreign key's values (as text) that led here
+    values: dict[str, str | None]  # columns other rows reference, as text
+
+
+def _walk(
+    conn: psycopg.Connection, catalog: Catalog, root: Table, roots: _RootRefs, created_column: str, when: datetime
+) -> tuple[list[GapRow], set[str], list[str]]:
+    """Rows in live that reference the roots, at any depth, breadth first; the ones created after `when`."""
+    created: list[GapRow] = []
+    checked: set[str] = set()
+    unchecked: set[str] = set()
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    level: list[tuple[Table, RefMap]] = [(root, roots.by_columns)]
+    depth = 0
+    while level:
+        depth += 1
+        following: dict[str, list[_Found]] = defaultdict(list)
+        for parent, refs_of in level:
+            for fk in catalog.referencing(parent):
+                child = catalog.tables[fk.table]
+                has_created = created_column in child.column_names
+                (checked if has_created else unchecked).add(child.qualified)
+                refs = refs_of(fk.ref_columns)
+                if not refs:
+                    continue
+                for found in _referencing(conn, fk, child, created_column if has_created else None, catalog, refs):
+                    marker = (child.qualified, tuple(str(k) for k in found.key))
+                    if marker in seen:
+                        continue
+                    seen.add(marker)
+                    following[child.qualified].append(found)
+                    if has_created and found.created is not None and found.created > when:
+                        created.append(
+                            GapRow(
+                                table=child.qualified,
+                                key=found.key,
+                                created_at=found.created,
+                                references=RootRef(table=parent.qualified, key=refs[found.parent_refs]),
+                                depth=depth,
+                            )
+                        )
+        level = [(catalog.tables[name], _ref_map(rows)) for name, rows in following.items()]
+    return created, checked, sorted(unchecked - checked)
+
+
+def _ref_map(rows: list[_Found]) -> RefMap:
+    def refs(columns: tuple[str, ...]) -> dict[tuple[str, ...], list[Any]]:
+        found: dict[tuple[str, ...], list[Any]] = {}
+        for row in rows:
+            value = tuple(row.values.get(c) for c in columns)
+            if None not in value:
+                found[value] = row.key  # type: ignore[index]
+        return found
+
+    return refs
+
+
+def _referencing(
+    conn: psycopg.Connection,
+    fk: ForeignKey,
+    child: Table,
+    created_column: str | None,
+    catalog: Catalog,
+    refs: dict[tuple[str, ...], list[Any]],
+) -> Iterator[_Found]:
+    """Rows of `child` whose foreign key `fk` points at one of `refs`, with what the next level needs."""
     try:
         child_key = child.key_columns()
     except CatalogError:
         child_key = fk.columns  # no key: the referencing columns are the best handle there is
+    needed = sorted({c for other in catalog.referencing(child) for c in other.ref_columns})
     values = list(refs)
+    width = len(fk.columns)
     for start in range(0, len(values), BATCH):
         batch = values[start : start + BATCH]
         query = sql.SQL(
-            "SELECT {fk_text}, {created}, {key} FROM {t} WHERE {created} > %s "
-            "AND ({fk_cols}) IN (SELECT * FROM {arrays}) ORDER BY {created}"
+            "SELECT {fk_text}, {created}, {key}{needed} FROM {t} WHERE ({fk_cols}) IN (SELECT * FROM {arrays})"
         ).format(
             fk_text=sql.SQL(", ").join(sql.SQL("({})::text").format(sql.Identifier(c)) for c in fk.columns),
-            created=sql.Identifier(created_column),
+            created=sql.Identifier(created_column) if created_column else sql.SQL("NULL"),
             key=sql.SQL(", ").join(sql.Identifier(c) for c in child_key),
+            needed=sql.SQL("").join(sql.SQL(", ({})::text").format(sql.Identifier(c)) for c in needed),
             t=child.ident,
             fk_cols=sql.SQL(", ").join(sql.Identifier(c) for c in fk.columns),
             arrays=_typed_arrays(child, fk.columns),
         )
-        width = len(fk.columns)
-        for row in conn.execute(query, [when, *_text_columns(batch, width)]):
-            yield GapRow(
-                table=child.qualified,
-                key=list(row[width + 1 :]),
-                created_at=row[width],
-                references=RootRef(table=roots.table.qualified, key=refs[tuple(row[:width])]),
+        key_end = width + 1 + len(child_key)
+        for row in conn.execute(query, _text_columns(batch, width)):
+            yield _Found(
+                key=list(row[width + 1 : key_end]),
+                created=row[width],
+                parent_refs=tuple(row[:width]),
+                values=dict(zip(needed, row[key_end:], strict=True)),
             )
 
 

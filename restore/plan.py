@@ -16,7 +16,7 @@ Shape of the script:
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -49,6 +49,9 @@ class Step:
     table: Table
     rows: list[GraphRow]
     columns: tuple[str, ...] = ()  # the columns a relink/revert/unrevert/unlink sets
+    # Whole-row guard (undo by journal): these columns must still hold the value the row is expected to have
+    # (live_values for a revert, values otherwise), not only the columns set.
+    guard: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -86,6 +89,7 @@ class Plan:
     command: str
     layout: _Layout
     batch_size: int = BATCH_SIZE
+    header: tuple[list[str], list[str]] | None = None  # comment lines for the script and its undo, if not a restore
 
     @property
     def steps(self) -> list[StepSummary]:
@@ -341,6 +345,9 @@ def _summary(step: Step) -> StepSummary:
 
 
 def _header(plan: Plan, *, undo: bool) -> Iterator[str]:
+    if plan.header is not None:
+        yield from (f"-- {line}\n" for line in plan.header[1 if undo else 0])
+        return
     graph = plan.graph
     title = (
         "Rewind undo script (reverses the restore plan made by the command below)" if undo else "Rewind restore plan"
@@ -399,25 +406,37 @@ def _statement(layout: _Layout, step: Step, rows: list[GraphRow]) -> str:
     table = step.table
     if step.action == "insert":
         return _insert(table, rows, layout.nulled)
+    guard = [c for c in step.guard if c not in step.columns]
     if step.action == "delete":
-        return _delete(table, rows)
+        return _delete(table, rows, guard)
     cols = step.columns
-    backup = [_values(table, r.values, cols) for r in rows]
+    pick = _picker(table, cols)
+    backup = [pick(r.values) for r in rows]
     if step.action == "relink":
         return _update(table, rows, cols, new=backup, old=None)
     if step.action == "unlink":
         return _update(table, rows, cols, new=[tuple(None for _ in cols) for _ in rows], old=backup)
-    observed = [_values(table, r.live_values or (), cols) for r in rows]
+    observed = [pick(r.live_values) if r.live_values else _pick_none(cols) for r in rows]
     if step.action == "revert":
-        return _update(table, rows, cols, new=backup, old=observed)
+        by_guard = _picker(table, guard)
+        extra = (guard, [by_guard(r.live_values) if r.live_values else _pick_none(guard) for r in rows])
+        return _update(table, rows, cols, new=backup, old=observed, guard=extra)
     if step.action == "unrevert":
-        return _update(table, rows, cols, new=observed, old=backup)
+        by_guard = _picker(table, guard)
+        extra = (guard, [by_guard(r.values) for r in rows])
+        return _update(table, rows, cols, new=observed, old=backup, guard=extra)
     raise AssertionError(step.action)
 
 
-def _values(table: Table, values: Sequence[str | None], columns: Sequence[str]) -> tuple[str | None, ...]:
+def _picker(table: Table, columns: Sequence[str]) -> Callable[[Sequence[str | None]], tuple[str | None, ...]]:
+    """Picks `columns` out of a row in the table's column order; the positions are looked up once per statement."""
     names = table.column_names
-    return tuple(values[names.index(c)] for c in columns)
+    idx = [names.index(c) for c in columns]
+    return lambda values: tuple([values[i] for i in idx])
+
+
+def _pick_none(columns: Sequence[str]) -> tuple[None, ...]:
+    return tuple(None for _ in columns)
 
 
 def _insert(table: Table, rows: list[GraphRow], nulled: dict[tuple[str, Key], frozenset[str]]) -> str:
@@ -452,17 +471,22 @@ def _update(
     *,
     new: list[tuple[str | None, ...]],
     old: list[tuple[str | None, ...]] | None,
+    guard: tuple[Sequence[str], list[tuple[str | None, ...]]] = ((), []),
 ) -> str:
-    """UPDATE ... FROM (VALUES key, new, old) guarded by the old values (or IS NULL when `old` is None)."""
+    """UPDATE ... FROM (VALUES key, new, old, guard) guarded by the old values (or IS NULL when `old` is None)
+    and by the `guard` columns' expected values."""
     key = table.key_columns()
     key_types, keys = _key_values(table, rows)
     types = [table.column(c).type_name for c in columns]
-    all_types = key_types + types + (types if old is not None else [])
+    guard_cols, guard_values = guard
+    guard_types = [table.column(c).type_name for c in guard_cols]
+    all_types = key_types + types + (types if old is not None else []) + guard_types
     names = [f"k{i}" for i in range(len(key))] + [f"n{i}" for i in range(len(columns))]
     names += [f"o{i}" for i in range(len(columns))] if old is not None else []
+    names += [f"g{i}" for i in range(len(guard_cols))]
     lines = []
     for i, k in enumerate(keys):
-        values = [*k, *new[i], *(old[i] if old is not None else ())]
+        values = [*k, *new[i], *(old[i] if old is not None else ()), *(guard_values[i] if guard_cols else ())]
         lines.append(row_literal(values, all_types, typed_null=True))
     sets = ", ".join(f"{ident(c)} = v.n{i}" for i, c in enumerate(columns))
     where = [f"t.{ident(c)} = v.k{i}" for i, c in enumerate(key)]
@@ -473,6 +497,7 @@ def _update(
             where.append(f"t.{ident(c)} IS NOT DISTINCT FROM v.o{i}")
         else:
             where.append(f"t.{ident(c)}::text IS NOT DISTINCT FROM v.o{i}::text")
+    where += _guards(guard_cols, guard_types)
     return (
         f"UPDATE {ident(table.schema, table.name)} AS t SET {sets}\nFROM (VALUES\n"
         + ",\n".join(lines)
@@ -481,12 +506,30 @@ def _update(
     )
 
 
-def _delete(table: Table, rows: list[GraphRow]) -> str:
+def _guards(columns: Sequence[str], types: Sequence[str]) -> list[str]:
+    return [
+        f"t.{ident(c)} IS NOT DISTINCT FROM v.g{i}"
+        if has_equality(t)
+        else f"t.{ident(c)}::text IS NOT DISTINCT FROM v.g{i}::text"
+        for i, (c, t) in enumerate(zip(columns, types, strict=True))
+    ]
+
+
+def _delete(table: Table, rows: list[GraphRow], guard: Sequence[str] = ()) -> str:
+    """DELETE by key; with `guard`, only rows whose guard columns still hold the row's values."""
     key = table.key_columns()
     key_types, keys = _key_values(table, rows)
-    lines = [row_literal(k, key_types, typed_null=True) for k in keys]
-    names = ", ".join(f"k{i}" for i in range(len(key)))
-    where = " AND ".join(f"t.{ident(c)} = v.k{i}" for i, c in enumerate(key))
+    guard_types = [table.column(c).type_name for c in guard]
+    by_guard = _picker(table, guard)
+    if guard:
+        lines = [
+            row_literal([*k, *by_guard(r.values)], key_types + guard_types, typed_null=True)
+            for k, r in zip(keys, rows, strict=True)
+        ]
+    else:
+        lines = [row_literal(k, key_types, typed_null=True) for k in keys]
+    names = ", ".join([f"k{i}" for i in range(len(key))] + [f"g{i}" for i in range(len(guard))])
+    where = " AND ".join([f"t.{ident(c)} = v.k{i}" for i, c in enumerate(key)] + _guards(guard, guard_types))
     return (
         f"DELETE FROM {ident(table.schema, table.name)} AS t USING (VALUES\n"
         + ",\n".join(lines)
@@ -577,3 +620,54 @@ BEGIN
 END
 $rewind$;
 """
+
+
+# --- reversal (undo by journal) ---------------------------------------------------------------------------------
+
+
+def plan_reversal(
+    graph: Graph,
+    deletes: dict[str, list[GraphRow]],
+    *,
+    guard: dict[str, tuple[str, ...]],
+    header: tuple[list[str], list[str]],
+    counts: dict[str, dict[str, int]],
+    batch_size: int = BATCH_SIZE,
+) -> Plan:
+    """A script that puts rows back to earlier values, with the same machinery as a restore: MISSING rows of the
+    graph are inserted (parents first, cycles broken), CHANGED rows are set back in every changed column (from
+    `live_values` to `values`), and `deletes` (rows whose `values` are what live is expected to hold) are deleted,
+    children first, after an unlink of any nullable foreign key that closes a cycle among them. Reverts and deletes
+    are guarded on the whole row (the `guard` columns of each table).
+
+    Its undo script (the redo) re-inserts the deleted rows, then sets reverted rows forward again and deletes the
+    rows the script inserted."""
+    revert = {name: set(graph.table(name).column_names) for name in graph.rows}
+    layout = _lay_out(graph, revert)
+    deletes = {name: rows for name, rows in deletes.items() if rows}
+    refs = _inserted_refs(graph, deletes)
+    order, deferred = _table_order(graph, deletes, refs)
+    unlinks: list[Step] = []
+    relinks: list[Step] = []
+    for fk in deferred:
+        if fk.deferrable:
+            layout.deferred_constraints.append(fk)
+            continue
+        child = graph.table(fk.table)
+        nullable = tuple(c for c in fk.columns if not child.column(c).not_null)
+        rows = _rows_referencing(child, fk, deletes[fk.table], refs)
+        if rows:
+            for row in rows:
+                key = (fk.table, row.key)
+                layout.nulled[key] = layout.nulled.get(key, frozenset()) | frozenset(nullable)
+            unlinks.append(Step(0, "unlink", child, rows, nullable))
+            relinks.append(Step(0, "relink", child, rows, nullable))
+    removals = [Step(0, "delete", graph.table(name), deletes[name]) for name in reversed(order)]
+    reinserts = [Step(0, "insert", graph.table(name), deletes[name]) for name in order]
+    layout.steps = _numbered([*layout.steps, *unlinks, *removals])
+    layout.undo_steps = _numbered([*reinserts, *relinks, *layout.undo_steps])
+    for step in (*layout.steps, *layout.undo_steps):
+        if step.action in ("revert", "unrevert", "delete"):
+            step.guard = guard.get(step.table.qualified, ())
+    layout.counts = counts
+    return Plan(graph, counts, None, "", layout, batch_size, header)

@@ -9,6 +9,7 @@ from bot.cli.mcp import register as register_mcp
 from bot.cli.postmortem import register as register_postmortem
 from bot.cli.scripts import request_handler
 from bot.config import ConfigError, Settings, load_settings
+from bot.journal.cli import register as register_journal
 from bot.manifest import SLASH_COMMAND, with_slash_command
 from restore.cli import register as register_restore
 from restore.errors import RewindError
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_import(sub, load_settings)
     register_postmortem(sub, load_settings)
     register_mcp(sub, load_settings)
+    register_journal(sub, load_settings)
     return parser
 
 

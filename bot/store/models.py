@@ -273,3 +273,7 @@ class AuditLog(Base):
     actor: Mapped[str | None] = mapped_column(String(64), index=True)  # who called a tool, e.g. "agent:mcp"
     tool: Mapped[str | None] = mapped_column(String(64))
     arguments: Mapped[dict[str, Any] | None]
+
+
+# Imported for its side effect: the journal tables join Base.metadata, which Alembic compares with the migrations.
+from bot.store import journal_models as _journal_models  # noqa: E402,F401

@@ -107,3 +107,45 @@ def test_cli_ids_file_reports_the_ids_the_backup_lacks(
 
     assert main(["gap", "--backup", backup, "--live", live, "--table", "products", "--deleted"]) == 1
     assert "pass --backup-time" in capsys.readouterr().err
+
+
+DEEP = """
+CREATE TABLE products (id text PRIMARY KEY);
+CREATE TABLE orders (id int PRIMARY KEY, product_id text REFERENCES products(id), created_at timestamptz);
+CREATE TABLE shipments (id int PRIMARY KEY, order_id int REFERENCES orders(id), created_at timestamptz);
+CREATE TABLE notes (id int PRIMARY KEY, order_id int REFERENCES orders(id));  -- no created_at: walked through
+CREATE TABLE replies (id int PRIMARY KEY, note_id int REFERENCES notes(id), parent int REFERENCES replies(id),
+                      created_at timestamptz);
+INSERT INTO products VALUES ('p1'), ('p2');
+INSERT INTO orders VALUES (1, 'p1', '2026-01-05');
+INSERT INTO notes VALUES (1, 1);
+INSERT INTO replies VALUES (1, 1, NULL, '2026-01-05');
+"""
+DEEP_LIVE = """
+INSERT INTO orders VALUES (2, 'p1', '2026-01-11'), (3, 'p2', '2026-01-11');
+INSERT INTO shipments VALUES (1, 1, '2026-01-12'), (2, 2, '2026-01-12'), (3, 1, '2026-01-02');
+INSERT INTO replies VALUES (2, 1, 1, '2026-01-13'), (3, NULL, 2, '2026-01-14');
+SET session_replication_role = replica;
+DELETE FROM products WHERE id = 'p1';
+"""
+
+
+def test_gap_follows_foreign_keys_to_any_depth(pg: PgServer) -> None:
+    names = [pg.create_database("bk"), pg.create_database("lv")]
+    backup, live = pg.dsn_for(names[0]), pg.dsn_for(names[1])
+    try:
+        execute(backup, DEEP)
+        execute(live, DEEP + DEEP_LIVE)
+        result = find_gap(backup, live, "products", backup_time=BACKUP_TIME)
+    finally:
+        for name in names:
+            pg.drop_database(name)
+    listed = [(r.depth, r.table, r.key, r.references.table, r.references.key) for r in result.created_after_backup]
+    assert listed == [
+        (1, "public.orders", [2], "public.products", ["p1"]),
+        (2, "public.shipments", [1], "public.orders", [1]),  # new child of an order the backup has
+        (2, "public.shipments", [2], "public.orders", [2]),
+        (3, "public.replies", [2], "public.notes", [1]),  # through notes, which has no created_at
+        (4, "public.replies", [3], "public.replies", [2]),  # self-reference
+    ]
+    assert result.unchecked_tables == ["public.notes"]

@@ -1,0 +1,99 @@
+"""The journal's tables: journals (one per captured target), their transactions, changes and relation versions.
+
+Exactly-once lives here: `journal_changes` is unique by (journal, commit LSN, position in the transaction), and a
+journal's progress (`end_lsn`, `inflight_lsn`, `inflight_seq`) is updated in the same transaction as the rows, with a
+compare-and-set on its previous value, so two processes can never both store the same changes.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.store.models import Base
+from bot.store.types import utcnow
+
+# 64-bit ids on Postgres; SQLite only auto-increments an INTEGER PRIMARY KEY (which is 64-bit there anyway).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Journal(Base):
+    __tablename__ = "journals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    target: Mapped[str] = mapped_column(Text)  # a configured target's name, or the DSN given to --target
+    slot_name: Mapped[str] = mapped_column(String(64))
+    publication: Mapped[str] = mapped_column(String(64))
+    tables: Mapped[dict[str, Any] | None]  # {"tables": [...]}; None: every table
+    start_lsn: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None]
+    end_lsn: Mapped[int] = mapped_column(BigInteger, default=0)
+    inflight_lsn: Mapped[int | None] = mapped_column(BigInteger)
+    inflight_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_sync_at: Mapped[datetime | None]
+    last_sync: Mapped[dict[str, Any] | None]  # the last sync's figures
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+    last_alert_at: Mapped[datetime | None]  # the last WAL-retention warning, so it is not repeated every sync
+
+
+class JournalTransaction(Base):
+    __tablename__ = "journal_transactions"
+    __table_args__ = (
+        UniqueConstraint("journal_id", "commit_lsn", name="uq_journal_transactions_lsn"),
+        Index("ix_journal_transactions_time", "journal_id", "commit_time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id", ondelete="CASCADE"))
+    xid: Mapped[int] = mapped_column(BigInteger)  # 32-bit, as the WAL and `journal log` show it
+    full_xid: Mapped[int] = mapped_column(BigInteger)  # 64-bit, as pg_current_xact_id() returned it
+    commit_lsn: Mapped[int] = mapped_column(BigInteger)
+    end_lsn: Mapped[int] = mapped_column(BigInteger)
+    commit_time: Mapped[datetime]
+    changes: Mapped[int] = mapped_column(Integer)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JournalChange(Base):
+    """One row change. Its identity is its place in the WAL: (journal, commit LSN, position in the transaction).
+    That key is also the table's order (SQLite stores it WITHOUT ROWID), so a sync maintains one index less."""
+
+    __tablename__ = "journal_changes"
+    __table_args__ = (
+        Index("ix_journal_changes_row", "journal_id", "table_name", "row_key"),
+        {"sqlite_with_rowid": False},
+    )
+
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id", ondelete="CASCADE"), primary_key=True)
+    commit_lsn: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lsn: Mapped[int] = mapped_column(BigInteger)
+    xid: Mapped[int] = mapped_column(BigInteger)
+    full_xid: Mapped[int] = mapped_column(BigInteger)
+    commit_time: Mapped[datetime]
+    table_name: Mapped[str] = mapped_column(String(256))
+    op: Mapped[str] = mapped_column(String(8))  # insert | update | delete | truncate
+    row_key: Mapped[str | None] = mapped_column(Text)  # JSON array of the key's text values
+    old_key: Mapped[str | None] = mapped_column(Text)  # set when an update changed the key
+    # The change as pgoutput sent it (old and new tuple data), decoded with its relation version's column names
+    # when read: a sync never spends time turning rows into JSON. See restore.journal.sync.rows_of.
+    relation_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class JournalRelation(Base):
+    """A table's columns as the WAL described them from `lsn` on: how renames and dropped columns are read."""
+
+    __tablename__ = "journal_relations"
+    __table_args__ = (Index("ix_journal_relations_oid", "journal_id", "oid", "lsn"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id", ondelete="CASCADE"))
+    oid: Mapped[int] = mapped_column(BigInteger)
+    lsn: Mapped[int] = mapped_column(BigInteger)
+    table_name: Mapped[str] = mapped_column(String(256))
+    columns: Mapped[dict[str, Any]]  # {"names": [...], "types": [...]}
