@@ -18,7 +18,15 @@ def with_slash_command(text: str, slash: str) -> str:
 
     Services and handlers word their help, errors and examples with the default name; every place that shows text
     to a person (Slack, the shell, the CLI, uploaded post-mortems) passes it through here with the configured name."""
-    return text if slash == SLASH_COMMAND else _DEFAULT_COMMAND.sub(slash, text)
+    if slash == SLASH_COMMAND:
+        return text
+    # Code blocks are left alone: they hold SQL whose exact text a proposal's SHA-256 is computed over.
+    parts = text.split("```")
+    return "```".join(part if inside else _DEFAULT_COMMAND.sub(slash, part) for inside, part in _alternate(parts))
+
+
+def _alternate(parts: list[str]) -> list[tuple[bool, str]]:
+    return [(index % 2 == 1, part) for index, part in enumerate(parts)]
 
 
 def with_slash_command_everywhere(value: Any, slash: str) -> Any:

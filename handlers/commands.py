@@ -24,6 +24,7 @@ from bot.store.models import EntryKind, IncidentStatus, TaskKind
 from bot.store.types import utcnow
 from handlers import blocks, postmortem
 from handlers import history as history_handlers
+from handlers import journal as journal_handlers
 from handlers import restore as restore_handlers
 from handlers.blocks import Reply
 
@@ -219,6 +220,7 @@ _HANDLERS: dict[type, Handler] = {
     grammar.StatusChange: _status_change,
     grammar.SectionText: _section,
     **restore_handlers.HANDLERS,
+    **journal_handlers.HANDLERS,
     **history_handlers.HANDLERS,
     **postmortem.HANDLERS,
 }

@@ -72,7 +72,8 @@ def _deleted(services: Services, client: WebClient, inv: Any, cmd: grammar.Delet
     elif cmd.name == "gap":
         jobs.gap(inv.channel_id, inv.user_id, cmd.table, cmd.where)
     else:
-        command = f"/inc plan {cmd.table} deleted" + (f" where {cmd.where}" if cmd.where else "")
+        where = f" where {cmd.where}" if cmd.where else ""
+        command = f"{services.settings.slash_command} plan {cmd.table} deleted{where}"
         jobs.plan(
             inv.channel_id,
             inv.user_id,

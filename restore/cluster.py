@@ -20,6 +20,10 @@ from pathlib import Path
 from restore.errors import ClusterError
 
 _UNPRIVILEGED_USERS = ("postgres", "nobody")
+# For logical decoding (the change journal): decoding reads WAL only up to the flush position, so commits must flush
+# at once for a sync right after them to see them.
+LOGICAL_DECODING = {"wal_level": "logical", "synchronous_commit": "on", "max_replication_slots": "20"}
+
 _FAST_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",

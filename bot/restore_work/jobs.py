@@ -18,6 +18,7 @@ from bot.approvals.views import ProposalView
 from bot.config import Settings
 from bot.restore_work import reads
 from bot.restore_work.background import Background
+from bot.restore_work.journal_work import JournalWork
 from bot.restore_work.notifier import Notifier, QueryAnswer
 from bot.restore_work.proposals import ProposalFlow
 from bot.restore_work.targets import RestoreTargets, Sides
@@ -46,6 +47,7 @@ class RestoreJobs:
         self.targets = RestoreTargets(settings, store)
         self.background = Background()
         self.proposals = ProposalFlow(store, approvals, self.targets, self.background)
+        self.journal = JournalWork(settings, store, self.targets, self.background, self.proposals, approvals, timeline)
 
     # --- the process's entry points: wiring, the scheduler, start-up and shutdown ------------------------------------
 

@@ -105,6 +105,10 @@ class RestoreTargets:
             return dumps[-1]
         return path
 
+    def live(self) -> Target:
+        """The production target restore work compares against and proposals aim at."""
+        return self._live()
+
     def _live(self) -> Target:
         if self.settings.live_target:
             target = self._configured(self.settings.live_target, "REWIND_LIVE_TARGET")

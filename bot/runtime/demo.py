@@ -1,9 +1,10 @@
 """`rewind demo`: a whole incident on an embedded database, with nothing to install or configure.
 
-It starts a private Postgres cluster, builds the shop database, takes last night's `pg_dump` of it, then replays the
-incident: traffic, the careless consolidation script, more traffic. Targets `shop` (production) and the backup
-`nightly` are configured, and shell mode opens in a declared incident channel. Everything it started lives in one
-temporary folder, removed on `:quit`, at the end of piped input, on Ctrl-C and on SIGTERM, so each demo starts clean.
+It starts a private Postgres cluster, builds the shop database, starts the change journal on it, takes last night's
+`pg_dump`, then replays the incident: traffic, the careless consolidation script, more traffic. Targets `shop`
+(production) and the backup `nightly` are configured, and shell mode opens in a declared incident channel.
+Everything it started lives in one temporary folder, removed on `:quit`, at the end of piped input, on Ctrl-C and
+on SIGTERM, so each demo starts clean.
 """
 
 import os
@@ -20,14 +21,17 @@ from typing import TextIO
 import psycopg
 
 from bot.config import Settings, load_settings
+from bot.journal.service import start_journal
 from bot.runtime import shop
-from restore.cluster import ThrowawayCluster, find_pg_bindir
+from bot.store import open_store
+from restore.cluster import LOGICAL_DECODING, ThrowawayCluster, find_pg_bindir
 from restore.targets import TargetRole
 
 TITLE = "Legacy prices deleted by the consolidation script"
 
 
 def intro(damage: shop.Damage, slash: str) -> str:
+    undo = f"{slash} undo {' '.join(map(str, damage.xids))}".ljust(len(slash) + 47)
     return f"""\
 ── Rewind demo ──────────────────────────────────────────────────────────────────────────────────────────────
 Last night at 04:00 the shop database was dumped (backup `nightly`). This morning a "consolidate pricing models"
@@ -41,6 +45,9 @@ before and after it ran. You are in the incident channel. Try, in order:
   {slash} plan products deleted with dependents     the restore script, posted as a proposal [n]
   :user angi   then   +white_check_mark n          approve it as someone else (two approvals are needed)
   :user bob    then   +white_check_mark n          …and it runs once, then checks itself against the backup
+  {slash} journal log                               every transaction since the journal started, from the WAL
+  {undo}the script's transactions undone, from the journal:
+                                                   also what customers bought after the backup
   {slash} query nightly select count(*) from products
   {slash} postmortem                                the post-mortem, saved under rewind-files/
 :help lists the shell's own commands; :quit stops the demo and removes its database.
@@ -73,7 +80,7 @@ def demo_world(say: Callable[[str], None]) -> Iterator[tuple[Settings, shop.Dama
     """The cluster, the shop, the dump and the damage; all of it removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="rewind-demo-"))
     root.chmod(0o755)  # run as root, the cluster runs as an unprivileged user who must reach its folder inside
-    cluster = ThrowawayCluster(root / "pg")
+    cluster = ThrowawayCluster(root / "pg", settings=LOGICAL_DECODING)
     previous_state_dir = os.environ.get("REWIND_STATE_DIR")
     os.environ["REWIND_STATE_DIR"] = str(root / "state")  # replicas the demo provisions are registered here
     try:
@@ -82,13 +89,15 @@ def demo_world(say: Callable[[str], None]) -> Iterator[tuple[Settings, shop.Dama
         cluster.start()
         shop_dsn = _create_database(cluster.dsn, "shop")
         shop.create(shop_dsn)
+        settings = _settings(root, cluster, shop_dsn, root / "nightly.dump")
+        _start_journal(settings)  # from before the dump, so both ways back can be tried
         dump = root / "nightly.dump"
         _pg_dump(shop_dsn, dump)
         shop.traffic(shop_dsn, purchases=60, salt=1)
         damage = shop.consolidate_pricing_models(shop_dsn)
         shop.traffic(shop_dsn, purchases=40, salt=2)
         say(f"Ready in {time.perf_counter() - started:.1f} s.")
-        yield _settings(root, cluster, shop_dsn, dump), damage
+        yield settings, damage
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -114,6 +123,14 @@ def _settings(root: Path, cluster: ThrowawayCluster, shop_dsn: str, dump: Path) 
         approvers=[],
         approver_group=None,
     )
+
+
+def _start_journal(settings: Settings) -> None:
+    store = open_store(settings.database_url)
+    try:
+        start_journal(store, settings.all_targets(), "shop", set_replica_identity_full=True)
+    finally:
+        store.dispose()
 
 
 def _create_database(admin_dsn: str, name: str) -> str:

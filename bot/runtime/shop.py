@@ -69,6 +69,7 @@ class Damage:
     prices_deleted: int
     purchases_repointed: int
     customers_merged: int
+    xids: tuple[int, ...]  # the script's own transactions, as pg_current_xact_id() returned them
 
 
 def create(dsn: str, *, now: datetime | None = None) -> None:
@@ -95,6 +96,7 @@ def traffic(dsn: str, *, purchases: int, salt: int) -> None:
 def consolidate_pricing_models(dsn: str) -> Damage:
     """The careless script: one consolidated price replaces the victim's legacy ones, then duplicates are merged."""
     with psycopg.connect(dsn) as conn:
+        first = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
         product_id = conn.execute(
             "INSERT INTO products (organisation_id, name, pricing_model) VALUES (%s, 'Consolidated plan', 'flat') "
             "RETURNING id",
@@ -116,8 +118,9 @@ def consolidate_pricing_models(dsn: str) -> Damage:
             "DELETE FROM products WHERE organisation_id = %s AND pricing_model = 'legacy'", (VICTIM,)
         ).rowcount
     with psycopg.connect(dsn) as conn:
+        second = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
         merged = _merge_customers_sharing_an_email(conn)
-    return Damage(products, prices, repointed, merged)
+    return Damage(products, prices, repointed, merged, (first, second))
 
 
 def _merge_customers_sharing_an_email(conn: psycopg.Connection) -> int:

@@ -139,3 +139,28 @@ def test_ctrl_c_stops_and_removes_everything(tmp_path: Path) -> None:
     demo.proc.send_signal(2)  # SIGINT, as Ctrl-C sends
     demo.proc.wait(timeout=60)
     assert demo_folders() == before
+
+
+def test_the_demo_undoes_the_script_from_the_journal(tmp_path: Path) -> None:
+    demo = PipedDemo(tmp_path)
+    undo = demo.wait_for(r"(/inc undo \d+ \d+)").group(1)
+    demo.send("/inc journal log")
+    demo.wait_for(r"Journal shop: transactions: \d+ transactions")
+    demo.send(undo)
+    proposal = demo.wait_for(r"\[(\d+)\] rewind: :ballot_box_with_check: Proposal #1 on shop — proposed: undo 2").group(
+        1
+    )
+    demo.send(":user angi", f"+white_check_mark {proposal}", ":user bob", f"+white_check_mark {proposal}")
+    demo.wait_for(r"Proposal #1 executed on shop: \d+ rows")
+    demo.send("/inc replica up nightly")
+    port = demo.wait_for(r"replica nightly-\w+ ready in .* port=(\d+)").group(1)
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/shop") as conn:
+        legacy = conn.execute("SELECT count(*) FROM products WHERE pricing_model = 'legacy'").fetchone()[0]
+        consolidated = conn.execute(
+            "SELECT count(*) FROM purchases p JOIN prices pr ON pr.id = p.price_id JOIN products pd ON "
+            "pd.id = pr.product_id WHERE pd.name = 'Consolidated plan'"
+        ).fetchone()[0]
+        customers = conn.execute("SELECT count(*) FROM customers").fetchone()[0]
+    assert legacy > 19 and consolidated == 0  # every purchase, after the backup too, points at its own price again
+    assert customers == 615  # the merged duplicates are back
+    assert demo.finish() == 0
