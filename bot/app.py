@@ -1,15 +1,17 @@
 """The composition root: builds the Bolt App and plugs in every handler module."""
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.journal.service import WalAlert
 from bot.scribe.names import UserDirectory, name_from_profile
 from bot.services import Services
-from handlers import approvals, commands, messages, postmortem, reactions, restore, shortcuts
+from handlers import approvals, commands, journal, messages, postmortem, reactions, restore, shortcuts
 from handlers.restore_views import SlackNotifier
 from handlers.slackio import WorkspaceClient, speak_the_workspace_command
 
@@ -67,6 +69,19 @@ def bind_slack_without_bolt(services: Services) -> WebClient:
     services.jobs.bind(SlackNotifier(client))
     services.approvals.group_members = lambda group: client.usergroups_users_list(usergroup=group)["users"]
     return client
+
+
+def journal_warner(client: WebClient, channel: str | None) -> Callable[[WalAlert], None]:
+    """How the scheduler warns that a journal's slot keeps too much WAL: in the configured channel, else the log."""
+
+    def warn(alert: WalAlert) -> None:
+        text = journal.wal_warning(alert)
+        if channel:
+            client.chat_postMessage(channel=channel, text=text)
+        else:
+            logging.getLogger("rewind.journal").warning("%s (set REWIND_JOURNAL_ALERT_CHANNEL to post it)", text)
+
+    return warn
 
 
 def _lookup_name(client: WebClient, user_id: str) -> str | None:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, RewindError
+from bot.journal.sizes import parse_size
 from bot.manifest import SLASH_COMMAND
 from restore.targets import Target, TargetRole
 
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     exec_requester: str | None = None  # the Slack user id of whoever runs `rewind exec --request` here
     exec_wait_seconds: int | None = Field(None, ge=1)  # how long it waits for approvals; unset: the proposal's TTL
 
+    journal_sync_seconds: int = Field(60, ge=0)  # how often `rewind run` syncs every journal; 0: never
+    journal_wal_limit: str = "1GB"  # retained WAL on production above which the bot warns
+    journal_alert_channel: str | None = None  # where that warning goes (a channel id); unset: the log only
+
     shell_files_dir: Path = Path("rewind-files")  # shell mode saves what the bot uploads (post-mortems, CSVs) here
 
     @field_validator("slash_command")
@@ -74,6 +79,15 @@ class Settings(BaseSettings):
     def _slash(cls, value: str) -> str:
         if not value.startswith("/") or " " in value or len(value) < 2:
             raise ValueError("must look like /inc")
+        return value
+
+    @field_validator("journal_wal_limit")
+    @classmethod
+    def _wal_limit(cls, value: str) -> str:
+        try:
+            parse_size(value)
+        except RewindError as exc:
+            raise ValueError(str(exc)) from exc
         return value
 
     @field_validator("timezone")

@@ -10,6 +10,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.grammar import journal as grammar
+from bot.journal.service import WalAlert
 from bot.services import Services
 from handlers.blocks import Reply
 
@@ -46,3 +47,24 @@ HANDLERS: dict[type, Handler] = {
     grammar.JournalLog: _log,
     grammar.Undo: _undo,
 }
+
+
+def wal_warning(alert: WalAlert) -> str:
+    """The warning the scheduler posts when a journal's slot keeps too much WAL on production."""
+    if alert.slot_missing:
+        return (
+            f":rotating_light: Journal *{alert.journal}*: its replication slot is gone from production, so changes "
+            "are no longer recorded. Start it again with `rewind journal start`, then check what was missed."
+        )
+    return (
+        f":rotating_light: Journal *{alert.journal}* keeps {_size(alert.retained_wal_bytes)} of WAL on production "
+        f"(limit {_size(alert.limit_bytes)}): production's disk fills until it is read. Is `rewind run` syncing it? "
+        "`rewind journal sync` reads it now; `rewind journal stop` drops the slot if the journal is no longer wanted."
+    )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"

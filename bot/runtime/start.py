@@ -4,15 +4,19 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.app import build_app, build_client
+from bot.app import build_app, build_client, journal_warner
 from bot.config import RunMode, Settings
+from bot.journal.scheduled import JournalKeeper
+from bot.journal.service import WalAlert
+from bot.journal.sizes import parse_size
 from bot.logging import configure_logging
 from bot.scribe.reminders import ReminderService, add_proposal_job, start_scheduler
 from bot.services import Services
@@ -36,6 +40,7 @@ def run(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None =
     services.jobs.reconcile()  # executions a dead process left `executing`: settled from pg_xact_status, reported
     scheduler = start_reminders(services, app.client)
     add_proposal_job(scheduler, services.jobs.run_due, REMINDER_INTERVAL_S)
+    add_journal_job(scheduler, services, journal_warner(app.client, settings.journal_alert_channel))
     try:
         return _serve(settings, services, app)
     finally:
@@ -52,6 +57,23 @@ def start_reminders(services: Services, client: WebClient) -> BackgroundSchedule
         slash_command=settings.slash_command,
     )
     return start_scheduler(reminders, REMINDER_INTERVAL_S)
+
+
+def add_journal_job(scheduler: BackgroundScheduler, services: Services, warn: Callable[[WalAlert], None]) -> None:
+    """Every journal synced every REWIND_JOURNAL_SYNC_SECONDS, and a warning when a slot keeps too much WAL."""
+    settings = services.settings
+    if not settings.journal_sync_seconds:
+        return
+    keeper = JournalKeeper(services.store, settings.all_targets, warn, parse_size(settings.journal_wal_limit))
+    scheduler.add_job(
+        keeper.run_due,
+        "interval",
+        seconds=settings.journal_sync_seconds,
+        id="rewind-journals",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
 
 
 def _serve(settings: Settings, services: Services, app: App) -> int:

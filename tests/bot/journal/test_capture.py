@@ -10,13 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from bot.journal.service import (
     journal_log,
     journal_status,
-    parse_size,
     retained_wal_over_limit,
     row_history,
     start_journal,
     stop_journal,
     sync_journal,
 )
+from bot.journal.sizes import parse_size
 from bot.store import Store, upgrade
 from restore.errors import RewindError
 from tests.bot.journal.helpers import SCHEMA, run, targets_for
