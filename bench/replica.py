@@ -21,8 +21,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from restore import dump as dp
 from restore import replica as rp
 from restore.cluster import ThrowawayCluster, find_pg_bindir
+from restore.pgtools import run_pg
 
 _SCHEMA = """
 CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, name text NOT NULL,
@@ -94,9 +96,9 @@ def rewind_up(dump: Path, extra: list[str], state: Path) -> float:
 
 def same_items_list(dump: Path, tables: list[str], folder: Path) -> Path:
     """The -L list Rewind itself builds for `tables`, so both sides restore exactly the same items."""
-    entries = rp._parse_listing(rp._run_pg("pg_restore", "-l", str(dump)).stdout)
-    rp._attach_sql(entries, rp._run_pg("pg_restore", "-v", "-s", "-f", "-", str(dump)).stdout)
-    kept = rp._keep(entries, rp._select_tables(entries, tables))
+    entries = dp.parse_listing(run_pg("pg_restore", "-l", str(dump)).stdout)
+    dp.attach_sql(entries, run_pg("pg_restore", "-v", "-s", "-f", "-", str(dump)).stdout)
+    kept = dp.keep(entries, dp.select_tables(entries, tables))
     path = folder / "same.list"
     path.write_text("".join(entry.list_line + "\n" for entry in kept))
     return path

@@ -17,9 +17,10 @@ import pytest
 
 from restore.cli import register
 from restore.cluster import find_pg_bindir
+from restore.dump import DumpFormat, detect_format, parse_dump_time
 from restore.errors import DumpError
 from restore.meta import backup_time_of
-from restore.replica import DumpFormat, destroy, detect_format, list_replicas, parse_dump_time, provision
+from restore.replica import destroy, list_replicas, provision
 from tests.pg import PgServer
 
 SOURCE_SQL = """
