@@ -29,13 +29,13 @@ from restore.targets import mask_dsn
 Progress = Callable[[str], None]
 
 _ARCHIVE_TIME = re.compile(r"^; Archive created at (?P<when>.+)$", re.M)
-_PLAIN_TIME = re.compile(r"^-- (?:Started on|Dump completed on|Completed on) (?P<when>.+)$")
+PLAIN_TIME = re.compile(r"^-- (?:Started on|Dump completed on|Completed on) (?P<when>.+)$")
 _TOC_LINE = re.compile(r"^(?P<id>\d+); \d+ \d+ (?P<rest>.*)$")
 _VERBOSE_ENTRY = re.compile(r"^-- TOC entry (?P<id>\d+) ")
-_ENTRY_HEADER = re.compile(
+ENTRY_HEADER = re.compile(
     r"^-- (?P<data>Data for )?Name: (?P<tag>.*); Type: (?P<desc>[A-Z ]+); Schema: (?P<ns>[^;]*); Owner: .*$"
 )
-_OWNER_LINE = re.compile(r"^ALTER [A-Z ]+ OWNER TO ")
+OWNER_LINE = re.compile(r"^ALTER [A-Z ]+ OWNER TO ")
 
 # pg_dump writes local wall-clock time with the zone's abbreviation (or a numeric offset when there is none).
 _ZONE_OFFSETS_H = {
@@ -53,7 +53,7 @@ _SUPPORT_KINDS = {
 }  # fmt: skip
 # Objects attached to tables: kept when every table they mention is restored.
 _ATTACHED_KINDS = {"DEFAULT", "CONSTRAINT", "CHECK CONSTRAINT", "FK CONSTRAINT", "INDEX"}
-_DATA_KINDS = {"TABLE DATA", "SEQUENCE SET"}
+DATA_KINDS = {"TABLE DATA", "SEQUENCE SET"}
 # pg_restore -l kinds of more than one word; any other kind is one word.
 _MULTIWORD_KINDS = sorted(
     {
@@ -273,17 +273,17 @@ def _resolve_table(name: str, available: set[str]) -> str:
 
 
 def keep(entries: Iterable[TocEntry], selection: Selection) -> list[TocEntry]:
-    return [entry for entry in entries if _wanted(entry, selection)]
+    return [entry for entry in entries if wanted(entry, selection)]
 
 
-def _wanted(entry: TocEntry, selection: Selection) -> bool:
+def wanted(entry: TocEntry, selection: Selection) -> bool:
     if entry.kind in ("TABLE", "TABLE DATA"):
         return entry.qualified in selection.tables
     if entry.kind in ("SEQUENCE", "SEQUENCE SET"):
         return entry.qualified in selection.sequences
     if entry.kind in _SUPPORT_KINDS:
         # Types, functions and the like stay unless they name a table left out (a function returning SETOF it).
-        return not (_relations_named(entry) & selection.dump_tables) - selection.tables
+        return not (relations_named(entry) & selection.dump_tables) - selection.tables
     if entry.kind in _ATTACHED_KINDS or entry.kind == "SEQUENCE OWNED BY":
         return _attached_to_selection(entry, selection)
     return False  # views, triggers, policies, comments, ACLs, ...: not part of a table-level replica
@@ -291,7 +291,7 @@ def _wanted(entry: TocEntry, selection: Selection) -> bool:
 
 def _attached_to_selection(entry: TocEntry, selection: Selection) -> bool:
     """True when the tables the entry names are all selected (an FK needs both ends), and there is one."""
-    tables = _relations_named(entry) & selection.dump_tables
+    tables = relations_named(entry) & selection.dump_tables
     return bool(tables) and tables <= selection.tables
 
 
@@ -305,7 +305,7 @@ def _sequences_named(entry: TocEntry) -> set[str]:
     return found
 
 
-def _relations_named(entry: TocEntry) -> set[str]:
+def relations_named(entry: TocEntry) -> set[str]:
     """Qualified names an entry's SQL mentions as relations, OWNED BY targets or schema-qualified types."""
     names: set[str] = set()
     for node in _nodes(entry):
@@ -394,12 +394,12 @@ class _PlainFilter:
                 sink.writelines(lines)
             elif not self.wanted:
                 if entry.kind not in ("ACL", "DEFAULT ACL"):
-                    sink.writelines(line for line in lines if not _OWNER_LINE.match(line))
-            elif entry.kind in _DATA_KINDS:
+                    sink.writelines(line for line in lines if not OWNER_LINE.match(line))
+            elif entry.kind in DATA_KINDS:
                 if pending or not self.selection.tables:
                     self._decide(pending, sink)
                     pending = []
-                if _wanted(entry, self.selection):
+                if wanted(entry, self.selection):
                     sink.writelines(lines)
             else:
                 entry.sql_text = "".join(line for line in lines if _is_schema_sql(line))
@@ -415,14 +415,14 @@ class _PlainFilter:
             sink.write(entry.sql_text)
 
     def _note_time(self, line: str) -> None:
-        match = _PLAIN_TIME.match(line)
+        match = PLAIN_TIME.match(line)
         if match:
             self._times["Started" if "Started" in line else "Completed"] = parse_dump_time(match["when"])
 
 
 def _is_schema_sql(line: str) -> bool:
     # Ownership needs the dump's roles, and a trailing `\\unrestrict` is a psql meta-command, not SQL.
-    return not (_OWNER_LINE.match(line) or line.startswith("\\"))
+    return not (OWNER_LINE.match(line) or line.startswith("\\"))
 
 
 class _ItemReader:
@@ -436,7 +436,7 @@ class _ItemReader:
     def items(self) -> Iterator[tuple[TocEntry | None, Iterator[str]]]:
         entry: TocEntry | None = None  # the preamble comes first
         while True:
-            lines = self._lines(copy_data=entry is not None and entry.kind in _DATA_KINDS)
+            lines = self._lines(copy_data=entry is not None and entry.kind in DATA_KINDS)
             yield entry, lines
             for _ in lines:  # drain what the caller skipped
                 pass
@@ -448,7 +448,7 @@ class _ItemReader:
         source = self._source
         for line in source:
             if line.startswith("-- "):
-                header = _ENTRY_HEADER.match(line.rstrip("\r\n"))
+                header = ENTRY_HEADER.match(line.rstrip("\r\n"))
                 if header:
                     self._next = TocEntry(header["desc"].strip(), header["ns"], header["tag"])
                     return

@@ -14,32 +14,43 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from restore.cluster import ThrowawayCluster
+from restore.clusterdump import SkippedItem, is_cluster_dump, restore_cluster_dump
 from restore.dump import Progress, detect_format, restore_dump
 from restore.errors import ClusterError, DumpError, RewindError
+from restore.livecopy import copy_live
 from restore.meta import record_backup_time
-from restore.targets import mask_dsn
+from restore.snapshot import Side, as_target
+from restore.targets import TargetRole, mask_dsn
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 
 
 class Replica(BaseModel):
-    """A provisioned replica. `dsn` is the real one, for programs; mask it before showing it."""
+    """A provisioned replica. `dsn` is the real one, for programs; mask it before showing it.
+
+    `backup_time_source` says where the backup time came from: `dump-header` (the dump's own time), `file-name`
+    (a Supabase backup's name), `given` (--backup-time) or `snapshot` (copied from a live database at that time)."""
 
     name: str
     dsn: str
     backup_time: datetime | None
     tables: list[str]
     seconds: float
+    backup_time_source: str | None = None
+    source_database: str | None = None
+    roles_created: list[str] = Field(default_factory=list)
+    skipped_extensions: list[str] = Field(default_factory=list)
+    skipped: list[SkippedItem] = Field(default_factory=list)
 
 
 class ReplicaRecord(Replica):
@@ -49,11 +60,26 @@ class ReplicaRecord(Replica):
     server_dsn: str | None = None
     cluster_dir: str | None = None
     cluster_port: int | None = None
-    dump: str
+    dump: str  # the dump's path, or `live:<target>` for a copy of a live database
     created_at: datetime
 
     def public(self) -> Replica:
         return Replica.model_validate(self.model_dump(include=set(Replica.model_fields)))
+
+
+class Loaded(BaseModel):
+    """What a loader put into the scratch database: the facts a replica records."""
+
+    backup_time: datetime | None
+    backup_time_source: str | None
+    tables: list[str]
+    source_database: str | None = None
+    roles_created: list[str] = Field(default_factory=list)
+    skipped_extensions: list[str] = Field(default_factory=list)
+    skipped: list[SkippedItem] = Field(default_factory=list)
+
+
+Loader = Callable[[str, Progress], Loaded]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -69,28 +95,102 @@ def provision(
     jobs: int | None = None,
     progress: Progress | None = None,
     backup_time: datetime | None = None,
+    database: str | None = None,
 ) -> Replica:
     """Restore `dump` (all of it, or only `tables`) into a new scratch database and register it as a replica.
 
-    `backup_time` overrides the time read from the dump: archives record the dump machine's local time without
-    its zone, so when that machine's zone differs from this one's, the operator gives the exact time."""
+    A cluster dump (pg_dumpall, Supabase's db_cluster backups) restores one `database` (default: the one holding
+    the tables), with the tables the named ones reference. `backup_time` overrides the time read from the dump:
+    archives record the dump machine's local time without its zone, so when that machine's zone differs from this
+    one's, the operator gives the exact time."""
+    dump = Path(dump)
+    fmt = detect_format(dump)
+    cluster_dump = is_cluster_dump(dump, fmt)
+    if database is not None and not cluster_dump:
+        raise DumpError(f"{dump.name} holds one database; --database applies to cluster dumps (pg_dumpall output).")
+
+    def load(dsn: str, say: Progress) -> Loaded:
+        say(f"{dump.name}: {'cluster ' if cluster_dump else ''}{fmt.value} dump")
+        if cluster_dump:
+            done = restore_cluster_dump(dump, fmt, dsn, database=database, tables=tables, say=say)
+            return Loaded(
+                backup_time=done.backup_time,
+                backup_time_source=done.backup_time_source,
+                tables=done.tables,
+                source_database=done.database,
+                roles_created=done.roles_created,
+                skipped_extensions=done.skipped_extensions,
+                skipped=done.skipped,
+            )
+        dumped_at, restored = restore_dump(dump, fmt, dsn, tables, jobs or _default_jobs(), say)
+        return Loaded(backup_time=dumped_at, backup_time_source="dump-header" if dumped_at else None, tables=restored)
+
+    return provision_with(
+        load,
+        stem=dump.name,
+        origin=str(dump.resolve()),
+        server_dsn=server_dsn,
+        name=name,
+        progress=progress,
+        backup_time=backup_time,
+    )
+
+
+def provision_from(
+    source: Side,
+    *,
+    server_dsn: str | None = None,
+    tables: Sequence[str] = (),
+    name: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> Replica:
+    """A replica copied straight from a live database (a replica or production target, only read), all of it or
+    `tables` and the tables they reference, from one snapshot whose time becomes the backup time."""
+    target = as_target(source, TargetRole.REPLICA)
+
+    def load(dsn: str, say: Progress) -> Loaded:
+        copied = copy_live(target, dsn, tables=tables, jobs=jobs or _default_jobs(), progress=say)
+        return Loaded(
+            backup_time=copied.snapshot_time.astimezone(UTC),
+            backup_time_source="snapshot",
+            tables=copied.tables,
+            source_database=_dbname(target.dsn),
+        )
+
+    return provision_with(
+        load, stem=target.name, origin=f"live:{target.name}", server_dsn=server_dsn, name=name, progress=progress
+    )
+
+
+def provision_with(
+    load: Loader,
+    *,
+    stem: str,
+    origin: str,
+    server_dsn: str | None = None,
+    name: str | None = None,
+    progress: Progress | None = None,
+    backup_time: datetime | None = None,
+) -> Replica:
+    """Create a scratch database (on `server_dsn`, else in a private cluster), fill it with `load`, and record it.
+
+    Whatever fails on the way drops the database (and stops the cluster): no half-made replica stays behind."""
     if backup_time is not None and backup_time.tzinfo is None:
         raise DumpError("Give the backup time with its zone, e.g. 2026-01-22T04:00:12+00:00.")
     started = time.perf_counter()
     say = progress or (lambda message: None)
-    dump = Path(dump)
-    fmt = detect_format(dump)
-    name = _new_name(dump, name)
+    name = _new_name(stem, name)
     database = "rewind_" + name.replace("-", "_").lower()
-    say(f"{dump.name}: {fmt.value} dump")
     cluster = _start_cluster(say) if server_dsn is None else None
     admin_dsn = cluster.dsn if cluster else str(server_dsn)
     try:
         dsn = _create_database(admin_dsn, database)
         try:
-            dumped_at, restored = restore_dump(dump, fmt, dsn, tables, jobs or _default_jobs(), say)
-            backup_time = backup_time.astimezone(UTC) if backup_time else dumped_at
-            _record_time(dsn, backup_time)
+            loaded = load(dsn, say)
+            if backup_time is not None:
+                loaded.backup_time, loaded.backup_time_source = backup_time.astimezone(UTC), "given"
+            _record_time(dsn, loaded.backup_time)
         except BaseException:
             _drop_database(admin_dsn, database)
             raise
@@ -101,15 +201,14 @@ def provision(
     record = ReplicaRecord(
         name=name,
         dsn=dsn,
-        backup_time=backup_time,
-        tables=restored,
         seconds=round(time.perf_counter() - started, 3),
         database=database,
         server_dsn=None if cluster else server_dsn,
         cluster_dir=str(cluster.root) if cluster else None,
         cluster_port=cluster.port if cluster else None,
-        dump=str(dump.resolve()),
+        dump=origin,
         created_at=datetime.now(UTC),
+        **loaded.model_dump(),
     )
     _save_record(record)
     say(f"replica {name} ready in {record.seconds:.1f}s at {mask_dsn(dsn)}")
@@ -156,15 +255,20 @@ def state_dir() -> Path:
 # Where the replica lives
 
 
-def _new_name(dump: Path, name: str | None) -> str:
+def _new_name(source: str, name: str | None) -> str:
     if name is None:
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", dump.name.split(".")[0]).strip("-")[:30] or "dump"
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", source.split(".")[0]).strip("-")[:30] or "dump"
         name = f"{stem}-{secrets.token_hex(3)}"
     if not _NAME.match(name):
         raise RewindError(f"Replica name {name!r} must be 1-48 letters, digits, '-' or '_', starting alphanumeric.")
     if _record_path(name).exists():
         raise RewindError(f"A replica named {name!r} exists; pick another --name or `rewind replica down {name}`.")
     return name
+
+
+def _dbname(dsn: str) -> str | None:
+    name = conninfo_to_dict(dsn).get("dbname")
+    return str(name) if name else None
 
 
 def _default_jobs() -> int:
