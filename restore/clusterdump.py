@@ -454,21 +454,18 @@ class _ClusterRun:
                         break  # the chosen database's section is over: the rest of the file is not needed
                     self._count_tables(item)
                     continue
-                if not self.explicit and not self.started_table and not self.tables:
+                if not self.explicit and not self.started_table:
                     # Hold the section until it shows a table: a default `postgres` without tables is not the one.
                     if item.entry is not None and item.entry.kind == "TABLE":
                         self.started_table = True
                         for earlier in held:
-                            self._whole(earlier, reader.source)
+                            self._item(earlier, reader.source)
                         held = []
                     else:
                         held.append(item)
                         continue
                 self.started_table = True
-                if self.tables:
-                    self._selected(item, reader.source)
-                else:
-                    self._whole(item, reader.source)
+                self._item(item, reader.source)
             if globals_ and not self.roles_done:
                 self._roles(globals_)
             header_time = reader.started or reader.completed
@@ -477,7 +474,7 @@ class _ClusterRun:
                 shown = ", ".join(self.databases) or "none"
                 raise DumpError(f"The dump has no database {self.target!r}; its databases: {shown}. Pass --database.")
             return None
-        if not self.started_table and not self.explicit and not self.tables:
+        if not self.started_table and not self.explicit:
             return None
         if self.tables:
             self._finish_selection()
@@ -550,6 +547,12 @@ class _ClusterRun:
                     self._skip("ROLE MEMBERSHIP", f"{role} to {member}", exc)
         if self.roles_created:
             self.say(f"created {len(self.roles_created)} role(s) as NOLOGIN: {', '.join(self.roles_created)}")
+
+    def _item(self, item: _Item, source: _Source) -> None:
+        if self.tables:
+            self._selected(item, source)
+        else:
+            self._whole(item, source)
 
     # --- a whole database -----------------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ TargetsProvider = Callable[[], Mapping[str, Target]]
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", targets: TargetsProvider) -> None:
-    from restore.cli import data, replica
+    from restore.cli import backup, data, replica
 
     replica.register(subparsers, targets)
     data.register(subparsers, targets)
+    backup.register(subparsers, targets)

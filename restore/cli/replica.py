@@ -157,7 +157,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace, targets: TargetsProvider) -> int:
-    result = run_read_only(_query_target(args.target, targets), args.sql, limit=args.limit, timeout_s=args.timeout)
+    result = run_read_only(backup_target(args.target, targets), args.sql, limit=args.limit, timeout_s=args.timeout)
     if args.json:
         print(json.dumps(to_jsonable_python(result, fallback=str)))
     else:
@@ -165,7 +165,7 @@ def cmd_query(args: argparse.Namespace, targets: TargetsProvider) -> int:
     return 0
 
 
-def _query_target(name: str, targets: TargetsProvider) -> Target:
+def backup_target(name: str, targets: TargetsProvider) -> Target:
     """A configured target, else a replica from `rewind replica ls` (a backup), else an ad-hoc DSN (a replica)."""
     configured = targets()
     if name not in configured and not ("://" in name or "=" in name):

@@ -1,11 +1,16 @@
 """Fixtures shared by the restore toolkit's tests: pairs of (backup, live) databases on the test server."""
 
+import argparse
+import contextlib
+import io
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from restore.cli import register
 from tests.pg import PgServer
 
 PairFactory = Callable[[str, str, str], tuple[str, str]]
@@ -50,3 +55,21 @@ def db_pairs(pg: PgServer) -> Iterator[PairFactory]:
 def db_pair(pg: PgServer) -> Iterator[PairFactory]:
     with db_pairs(pg) as make:
         yield make
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Replica records go to a directory of the test's own."""
+    monkeypatch.setenv("REWIND_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def cli(*argv: str, targets: Callable[[], dict] = dict) -> tuple[int, str]:
+    """Runs a restore toolkit `rewind` command in-process; (exit status, stdout)."""
+    parser = argparse.ArgumentParser(prog="rewind")
+    register(parser.add_subparsers(dest="command", required=True), targets)
+    args = parser.parse_args(argv)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = args.func(args)
+    return code, out.getvalue()

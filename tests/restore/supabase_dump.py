@@ -226,8 +226,10 @@ def _postgres(rows: int) -> str:
     out.append("CREATE PUBLICATION supabase_realtime WITH (publish = 'insert, update, delete, truncate');\n\n\n"
                "ALTER PUBLICATION supabase_realtime OWNER TO postgres;\n\n")  # fmt: skip
     out.append(h("SCHEMA auth", "ACL", "-", "supabase_admin"))
-    out.append("GRANT USAGE ON SCHEMA auth TO anon;\nGRANT USAGE ON SCHEMA auth TO authenticated;\n"
-               "GRANT ALL ON SCHEMA auth TO supabase_auth_admin;\nGRANT USAGE ON SCHEMA auth TO dashboard_user;\n\n\n")  # fmt: skip
+    for grant in ("USAGE ON SCHEMA auth TO anon", "USAGE ON SCHEMA auth TO authenticated",
+                  "ALL ON SCHEMA auth TO supabase_auth_admin", "USAGE ON SCHEMA auth TO dashboard_user"):  # fmt: skip
+        out.append(f"GRANT {grant};\n")
+    out.append("\n\n")
     out.append(h("SCHEMA public", "ACL", "-", "pg_database_owner"))
     out.append("GRANT USAGE ON SCHEMA public TO anon;\nGRANT USAGE ON SCHEMA public TO authenticated;\n"
                "GRANT USAGE ON SCHEMA public TO service_role;\n\n\n")  # fmt: skip
