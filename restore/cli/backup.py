@@ -7,12 +7,15 @@ can alert on it.
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from restore.cli import TargetsProvider
 from restore.cli.replica import _aware_time, _server_dsn, backup_target
 from restore.errors import RewindError
 from restore.targets import TargetRole, resolve_target
-from restore.verify import VerifyResult, verify_backup, verify_dump
+
+if TYPE_CHECKING:
+    from restore.verify import VerifyResult
 
 FINDINGS_EXIT = 3
 
@@ -43,6 +46,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", 
 
 
 def cmd_verify(args: argparse.Namespace, targets: TargetsProvider) -> int:
+    from restore.verify import verify_backup, verify_dump  # the diff engine loads only for this command
+
     if (args.dump is None) == (args.backup is None):
         raise RewindError("Give a dump file or --backup NAME (one of them) to check against --live.")
     live = resolve_target(args.live, targets(), TargetRole.PRODUCTION)
@@ -70,7 +75,7 @@ def cmd_verify(args: argparse.Namespace, targets: TargetsProvider) -> int:
     return FINDINGS_EXIT if result.findings else 0
 
 
-def describe(result: VerifyResult) -> str:
+def describe(result: "VerifyResult") -> str:
     when = result.backup_time.isoformat() if result.backup_time else "unknown"
     lines = [f"backup {result.backup} vs live {result.live}; backup time {when}"]
     if result.newest_row_in_backup:
