@@ -183,7 +183,7 @@ def _table_args(tables: list[str]) -> list[str]:
 def psql_cluster_load(cluster_dump: Path) -> float:
     """`gunzip -c FILE | psql -f -` into a fresh, already running cluster: the plain way to load such a backup."""
     psql = str(find_pg_bindir("psql") / "psql")
-    with ThrowawayCluster() as fresh:
+    with ThrowawayCluster(settings=rp.REPLICA_CLUSTER_SETTINGS) as fresh:  # as a replica's own cluster
         started = time.perf_counter()
         gunzip = subprocess.Popen(["gzip", "-dc", str(cluster_dump)], stdout=subprocess.PIPE)
         subprocess.run([psql, "-X", "-q", "-f", "-", "-d", fresh.dsn], stdin=gunzip.stdout, check=True,

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from restore.errors import ClusterError
@@ -93,9 +93,12 @@ def _chown_tree(path: Path, ids: tuple[int, int] | None) -> None:
 class ThrowawayCluster:
     """A Postgres cluster in its own directory. `start()` then `stop()`; `dsn` connects as superuser `postgres`."""
 
-    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, port: int | None = None, settings: Mapping[str, str] | None = None
+    ) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="rewind-pg-"))
         self.port = port or free_port()
+        self.settings = {**_FAST_SETTINGS, **(settings or {})}
         self.bindir = find_pg_bindir()
         self._ids = _unprivileged_ids()
 
@@ -141,7 +144,7 @@ class ThrowawayCluster:
     def start(self) -> "ThrowawayCluster":
         if not (self.datadir / "PG_VERSION").exists():
             self.init()
-        options = " ".join(f"-c {k}={v}" for k, v in {**_FAST_SETTINGS, "port": str(self.port)}.items())
+        options = " ".join(f"-c {k}={v}" for k, v in {**self.settings, "port": str(self.port)}.items())
         options += f" -k {self.root}"
         log = self.root / "postgres.log"
         self._run("pg_ctl", "-D", str(self.datadir), "-l", str(log), "-o", options, "-w", "-t", "60", "start")

@@ -18,9 +18,11 @@ item of a table asked for is an error, since a restore that silently lacks a wan
 
 import contextlib
 import gzip
+import queue
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ import psycopg
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import BaseModel
 
 from restore.dump import (
@@ -51,6 +54,10 @@ from restore.targets import mask_dsn
 
 CLUSTER_MARK = b"-- PostgreSQL database cluster dump"
 CHUNK = 1 << 20
+# COPY blocks stream on connections of their own, so one table's rows still load while the file is read on (and the
+# next table's block starts on the other connection). Each connection queues at most this many chunks.
+_LOADERS = 2
+_QUEUED_CHUNKS = 16
 _SUPABASE_NAME = re.compile(r"db_cluster-(\d{2})-(\d{2})-(\d{4})@(\d{2})-(\d{2})-(\d{2})")
 _CONNECT = re.compile(r"""^\\c(?:onnect)?\s+(?:-reuse-previous=\S+\s+)?(?P<arg>"(?:[^"]|"")*"|\S+)""")
 _CONNSTR_DBNAME = re.compile(r"""dbname='(?P<name>(?:[^'\\]|\\.|'')*)'""")
@@ -60,6 +67,7 @@ _BLOCK_COMMENT = re.compile(r"/\*|\*/")
 _IDENT_CHAR = re.compile(r"[\w$\x80-\uffff]")
 _COPY_FROM_STDIN = re.compile(r"^COPY .* FROM stdin;\s*$", re.S)
 _SESSION_AUTH = re.compile(r"^(?:SET|RESET) SESSION AUTHORIZATION\b", re.I)
+_CREATE_PLAIN_TABLE = re.compile(r"^CREATE (?:UNLOGGED )?TABLE (?!.*\)\s*PARTITION BY )", re.S)
 _DATABASE_LEVEL = re.compile(r"^(?:CREATE|ALTER|DROP|COMMENT ON) DATABASE\b", re.I)
 
 # Items of a table asked for: if one of them fails, the restore is not what was asked for.
@@ -130,12 +138,18 @@ def restore_cluster_dump(
     say = say or (lambda message: None)
     with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
         run = _ClusterRun(conn, dump, fmt, database, list(tables), say)
-        load = run.run()
+        try:
+            load = run.run()
+        finally:
+            run.close()
         if load is None:  # the default database held no tables: the one database that does, in a second pass
             choice = run.fallback_database()
             say(f"database postgres holds no tables; restoring {choice}")
             again = _ClusterRun(conn, dump, fmt, choice, list(tables), say, roles_done=True)
-            load = again.run()
+            try:
+                load = again.run()
+            finally:
+                again.close()
             assert load is not None
             load.roles_created = run.roles_created
     return load
@@ -428,6 +442,10 @@ class _ClusterRun:
         self.post_data: list[_Item] = []
         self.loaded: set[str] = set()
         self.data_tables: set[str] = set()
+        self.created_tables: set[str] = set()  # plain tables this run created: their data may load with FREEZE
+        self.dsn = conn.info.dsn if not conn.pgconn.password else _with_password(conn)
+        self.loaders: list[_Loader] = []
+        self.next_loader = 0
         self.started_table = False
         self.triggers_off = False
 
@@ -478,6 +496,7 @@ class _ClusterRun:
             return None
         if self.tables:
             self._finish_selection()
+        self._drain()
         when, source = (header_time, "dump-header") if header_time else (time_from_file_name(self.dump), "file-name")
         self._reset_triggers()
         return ClusterLoad(
@@ -579,7 +598,6 @@ class _ClusterRun:
                 self._execute(item, required=True)
                 if item.copy is not None:
                     self._copy(item, source, required=True)
-                    self.loaded.add(entry.qualified)
             elif item.copy is not None:
                 source.copy_block(None)
             return
@@ -666,7 +684,6 @@ class _ClusterRun:
                     self._execute(item, required=True)
                     if item.copy is not None:
                         self._copy(item, reader.source, required=True)
-                        self.loaded.add(entry.qualified)  # type: ignore[union-attr]
                 elif item.copy is not None:
                     reader.source.copy_block(None)
 
@@ -699,6 +716,8 @@ class _ClusterRun:
         if needs in self.skipped_extensions:
             self.skipped.append(SkippedItem(kind="COMMENT", name=f"EXTENSION {needs}", reason=f"needs {needs}"))
             return
+        if entry is None or entry.kind not in DATA_KINDS:
+            self._drain()
         for statement in item.statements:
             if _DATABASE_LEVEL.match(statement):
                 continue  # the scratch database is the restore's own; the dump's database settings are not
@@ -710,15 +729,50 @@ class _ClusterRun:
                 if exc.sqlstate in _ALREADY_THERE:
                     continue
                 self._failed(entry, exc, required)
+            else:
+                if entry is not None and entry.kind == "TABLE" and _CREATE_PLAIN_TABLE.match(statement):
+                    self.created_tables.add(entry.qualified)
 
     def _copy(self, item: _Item, source: _Source, *, required: bool) -> None:
+        """Hand one COPY block to a loader connection, which streams it while the file is read on.
+
+        Into a table this run created, the COPY runs in the transaction that truncates it (still empty) and with
+        FREEZE: Postgres then need not WAL-log the rows under wal_level=minimal, nor set hint bits on every row the
+        first time it is read."""
         assert item.copy is not None
-        try:
-            with self.conn.cursor() as cur, cur.copy(item.copy) as copy:
-                source.copy_block(copy.write)
-        except psycopg.Error as exc:
-            source.copy_block(None)
-            self._failed(item.entry, exc, required)
+        entry = item.entry
+        truncate = None
+        statement = item.copy
+        if entry is not None and entry.qualified in self.created_tables:
+            truncate = sql.SQL("TRUNCATE ONLY {}").format(sql.Identifier(entry.namespace, entry.tag))
+            statement = item.copy.rstrip().removesuffix(";") + " WITH (FREEZE)"
+        if not self.loaders:
+            self.loaders = [_Loader(self.dsn) for _ in range(_LOADERS)]
+        loader = self.loaders[self.next_loader % len(self.loaders)]
+        self.next_loader += 1
+        self._collect(loader.wait())
+        loader.start(statement, truncate, (entry, required))
+        source.copy_block(loader.put)
+        loader.end()
+
+    def _collect(self, done: "tuple[tuple[TocEntry | None, bool], psycopg.Error | None] | None") -> None:
+        if done is None:
+            return
+        (entry, required), error = done
+        if error is not None:
+            self._failed(entry, error, required)
+        elif entry is not None:
+            self.loaded.add(entry.qualified)
+
+    def _drain(self) -> None:
+        """Wait for every COPY in flight: what comes next (an index, a key) needs the rows."""
+        for loader in self.loaders:
+            self._collect(loader.wait())
+
+    def close(self) -> None:
+        for loader in self.loaders:
+            loader.close()
+        self.loaders = []
 
     def _extension_available(self, entry: TocEntry) -> bool:
         if entry.tag in self.available:
@@ -759,6 +813,65 @@ def _display_name(entry: TocEntry) -> str:
         what, name = entry.tag.split(" ", 1)
         return f"{what} {entry.namespace}.{name}"
     return entry.qualified
+
+
+def _with_password(conn: psycopg.Connection) -> str:
+    params = conninfo_to_dict(conn.info.dsn)
+    params["password"] = conn.pgconn.password.decode()
+    return make_conninfo(**params)
+
+
+class _Loader:
+    """A connection of its own that runs one COPY at a time in a thread, fed through a bounded queue of chunks."""
+
+    def __init__(self, dsn: str) -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        with contextlib.suppress(psycopg.Error):
+            self.conn.execute("SET session_replication_role = replica")
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self.thread: threading.Thread | None = None
+        self.tag: tuple[TocEntry | None, bool] | None = None
+        self.error: psycopg.Error | None = None
+
+    def start(self, statement: str, truncate: sql.Composable | None, tag: tuple[TocEntry | None, bool]) -> None:
+        self.tag, self.error = tag, None
+        self.thread = threading.Thread(target=self._run, args=(statement, truncate), daemon=True)
+        self.thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        self.queue.put(chunk)
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+    def wait(self) -> tuple[tuple[TocEntry | None, bool], psycopg.Error | None] | None:
+        """The finished COPY's (tag, error), or None when none was running."""
+        if self.thread is None:
+            return None
+        self.thread.join()
+        self.thread = None
+        assert self.tag is not None
+        return self.tag, self.error
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.wait()
+        self.conn.close()
+
+    def _run(self, statement: str, truncate: sql.Composable | None) -> None:
+        ended = False
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                if truncate is not None:
+                    cur.execute(truncate)
+                with cur.copy(statement) as copy:
+                    while (chunk := self.queue.get()) is not None:
+                        copy.write(chunk)
+                    ended = True
+        except psycopg.Error as exc:
+            self.error = exc
+            while not ended and self.queue.get() is not None:
+                pass  # the reader is still passing this block on: take it, so it never blocks
 
 
 def _extension_of_comment(entry: TocEntry | None) -> str | None:

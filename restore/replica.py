@@ -33,6 +33,9 @@ from restore.snapshot import Side, as_target
 from restore.targets import TargetRole, mask_dsn
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+# A replica's private cluster only ever loads and reads: no standby follows it, so it writes the least WAL there is.
+# A table's data loaded in the transaction that truncated it is then not WAL-logged at all, nor is an index build.
+REPLICA_CLUSTER_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0"}
 
 
 class Replica(BaseModel):
@@ -240,7 +243,9 @@ def get_record(name: str) -> ReplicaRecord:
 def ensure_running(record: ReplicaRecord) -> None:
     """Restart a replica's private cluster if it stopped (after a reboot, say)."""
     if record.cluster_dir:
-        cluster = ThrowawayCluster(root=Path(record.cluster_dir), port=record.cluster_port)
+        cluster = ThrowawayCluster(
+            root=Path(record.cluster_dir), port=record.cluster_port, settings=REPLICA_CLUSTER_SETTINGS
+        )
         if not cluster.running():
             cluster.start()
 
@@ -277,7 +282,7 @@ def _default_jobs() -> int:
 
 def _start_cluster(say: Progress) -> ThrowawayCluster:
     started = time.perf_counter()
-    cluster = ThrowawayCluster()
+    cluster = ThrowawayCluster(settings=REPLICA_CLUSTER_SETTINGS)
     _seed_from_template(cluster)
     cluster.start()
     say(f"private cluster on port {cluster.port} started in {time.perf_counter() - started:.2f}s")
