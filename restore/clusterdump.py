@@ -640,6 +640,7 @@ class _ClusterRun:
         for item in self.post_data:
             if item.entry and self._keeps(item.entry, self.selection):
                 self._execute(item, required=self._required(item.entry))
+        self._drain()
         # A table whose data the dump carries (no data item at all: taken with --exclude-table-data) must be loaded.
         missing = sorted((self.selection.tables & self.data_tables) - self.loaded)
         if missing:
