@@ -29,6 +29,7 @@ from psycopg import sql
 from restore import dump as dp
 from restore import replica as rp
 from restore.cluster import ThrowawayCluster, find_pg_bindir
+from restore.clusterdump import decompressor
 from restore.pgtools import run_pg
 
 _SCHEMA = """
@@ -181,11 +182,13 @@ def _table_args(tables: list[str]) -> list[str]:
 
 
 def psql_cluster_load(cluster_dump: Path) -> float:
-    """`gunzip -c FILE | psql -f -` into a fresh, already running cluster: the plain way to load such a backup."""
+    """`gunzip -c FILE | psql -f -` into a fresh, already running cluster: the plain way to load such a backup.
+
+    It inflates with the same program Rewind uses (pigz when installed), so the two differ only in the loading."""
     psql = str(find_pg_bindir("psql") / "psql")
     with ThrowawayCluster(settings=rp.REPLICA_CLUSTER_SETTINGS) as fresh:  # as a replica's own cluster
         started = time.perf_counter()
-        gunzip = subprocess.Popen(["gzip", "-dc", str(cluster_dump)], stdout=subprocess.PIPE)
+        gunzip = subprocess.Popen([str(decompressor()), "-dc", str(cluster_dump)], stdout=subprocess.PIPE)
         subprocess.run([psql, "-X", "-q", "-f", "-", "-d", fresh.dsn], stdin=gunzip.stdout, check=True,
                        capture_output=True)  # fmt: skip
         assert gunzip.wait() == 0
