@@ -9,7 +9,8 @@ Generates a database of about --size-mb with FK-linked tables (server-side INSER
      The raw runs restore into a database of an already running cluster with the same settings, so the difference
      is Rewind's own overhead plus the private cluster's start-up. Target: rewind <= 1.2 x raw + 1 s of start-up.
   3. the gzipped cluster dump: `rewind replica up FILE --table customers` and a whole `rewind replica up FILE`
-     against `gunzip -c FILE | psql -f -` of the same file into a fresh running cluster.
+     against `gunzip -c FILE | psql -f -` of the same file into a fresh running cluster (both inflate with pigz
+     when it is installed, else gzip).
      Targets: --table <= 0.3 x the psql load; whole <= 1.2 x it.
   4. `rewind replica up --from SOURCE --table customers --table orders` against raw `pg_dump -Fd -j N` plus
      `pg_restore -j N` of the same tables. Target: <= 1.2 x raw + 1 s.
