@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from restore.cluster import ThrowawayCluster, find_pg_bindir
-from restore.clusterdump import restore_cluster_dump, time_from_file_name
+from restore.clusterdump import _StatementEnd, restore_cluster_dump, time_from_file_name
 from restore.dump import DumpFormat, detect_format
 from restore.errors import DumpError
 from restore.meta import backup_time_of
@@ -244,3 +244,21 @@ def test_cli_json_says_the_time_source_and_names_each_skip(tmp_path: Path) -> No
         assert "(from the file name)" in text
     finally:
         cli("replica", "down", "sb2")
+
+
+@pytest.mark.parametrize(
+    ("lines", "ends"),
+    [
+        (["SET x = 1;\n"], [True]),
+        (["CREATE FUNCTION f() RETURNS int AS $$\n", "  select 1; -- not the end\n", "$$;\n"], [False, False, True]),
+        (["AS $_$ it's $$ inside; $_$\n", "LANGUAGE sql;\n"], [False, True]),
+        (["SELECT E'it\\'s; still' || 'a '';'\n", "  ;\n"], [False, True]),
+        (["SELECT 1 /* a /* nested ; */ comment ; */\n", ";\n"], [False, True]),
+        (['CREATE TABLE "we;ird" (a$b$ int);\n'], [True]),
+        (["SELECT 1; SELECT 2\n", ";\n"], [False, True]),
+        (["SELECT 'multi\n", "line;';\n"], [False, True]),
+    ],
+)
+def test_statement_ends_are_found_across_quotes_and_comments(lines: list[str], ends: list[bool]) -> None:
+    scanner = _StatementEnd()
+    assert [scanner.feed(line) for line in lines] == ends
