@@ -28,7 +28,7 @@ QUICK: dict[str, list[str]] = {
     "plan.py": ["--rows", "20000"],
     "diff.py": ["--rows", "100000", "--repeats", "1"],
     "ack_latency.py": ["--count", "400", "--rate", "20"],
-    "replica.py": ["--size-mb", "64"],
+    "replica.py": ["--quick"],
     "journal.py": ["--quick"],
 }
 

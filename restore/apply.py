@@ -16,8 +16,8 @@ import psycopg
 from pydantic import BaseModel
 
 from restore.errors import RewindError
-from restore.graph import Source, dsn_of, name_of
-from restore.targets import mask_dsn
+from restore.snapshot import Side, as_target
+from restore.targets import TargetRole, mask_dsn
 
 XactStatus = Literal["committed", "aborted", "in progress"]
 
@@ -83,13 +83,13 @@ def _preview(statement: str) -> str:
     return first[:120] + ("…" if len(first) > 120 else "")
 
 
-def dry_run(target: Source, script: str, *, statement_timeout_s: float = 30, lock_timeout_s: float = 5) -> ApplyResult:
+def dry_run(target: Side, script: str, *, statement_timeout_s: float = 30, lock_timeout_s: float = 5) -> ApplyResult:
     """Runs the script in a transaction that is rolled back, and reports the row count of every statement."""
     return _run(target, script, commit=False, statement_timeout_s=statement_timeout_s, lock_timeout_s=lock_timeout_s)
 
 
 def execute(
-    target: Source,
+    target: Side,
     script: str,
     *,
     expected_counts: Sequence[int] | None = None,
@@ -110,7 +110,7 @@ def execute(
     )
 
 
-def check_xact(target: Source, xid: int) -> XactStatus | None:
+def check_xact(target: Side, xid: int) -> XactStatus | None:
     """What became of a transaction `execute()` reported: committed, aborted, in progress; None if unknown
     (too old for the commit log to remember, or not a transaction of this server)."""
     with _connect(target, autocommit=True) as conn:
@@ -122,15 +122,16 @@ def check_xact(target: Source, xid: int) -> XactStatus | None:
     return status if status in ("committed", "aborted", "in progress") else None
 
 
-def _connect(target: Source, *, autocommit: bool = False) -> psycopg.Connection:
+def _connect(side: Side, *, autocommit: bool = False) -> psycopg.Connection:
+    target = as_target(side, TargetRole.PRODUCTION)
     try:
-        return psycopg.connect(dsn_of(target), autocommit=autocommit)
+        return psycopg.connect(target.dsn, autocommit=autocommit)
     except psycopg.OperationalError as exc:
-        raise ApplyError(f"Cannot connect to {name_of(target)}: {mask_dsn(str(exc)).strip()}") from exc
+        raise ApplyError(f"Cannot connect to {target.name}: {mask_dsn(str(exc)).strip()}") from exc
 
 
 def _run(
-    target: Source,
+    side: Side,
     script: str,
     *,
     commit: bool,
@@ -139,6 +140,7 @@ def _run(
     expected_counts: Sequence[int] | None = None,
     on_xid: Callable[[int], None] | None = None,
 ) -> ApplyResult:
+    target = as_target(side, TargetRole.PRODUCTION)
     statements = split_script(script)
     started = time.monotonic()
     with _connect(target) as conn:
@@ -146,7 +148,7 @@ def _run(
             results = _run_statements(conn, statements, statement_timeout_s, lock_timeout_s)
             xid = _finish_checks(conn, len(statements))
             result = ApplyResult(
-                target=name_of(target), statements=results, xid=xid, committed=False, dry_run=not commit, seconds=0
+                target=target.name, statements=results, xid=xid, committed=False, dry_run=not commit, seconds=0
             )
             if commit:
                 _check_counts(result, expected_counts)

@@ -42,9 +42,8 @@ from pydantic import BaseModel
 
 from restore.catalog import Table, load_catalog
 from restore.errors import RewindError
-from restore.targets import Target, TargetRole, mask_dsn
-
-DiffSide = Target | str
+from restore.snapshot import Side, read_only_snapshot
+from restore.targets import TargetRole, mask_dsn
 
 ROWS_PER_BUCKET = 32
 MAX_BUCKETS = 1 << 20
@@ -52,15 +51,6 @@ MAX_BUCKETS = 1 << 20
 SPLIT_ROWS = 4 * ROWS_PER_BUCKET
 BATCH_ROWS = 2000
 LOOKUP_BATCH = 500
-# Session settings that fix every type's text form, so both servers render (and hash) a value identically.
-SESSION_SETTINGS = {
-    "TimeZone": "UTC",
-    "DateStyle": "ISO, MDY",
-    "IntervalStyle": "postgres",
-    "extra_float_digits": "1",
-    "bytea_output": "hex",
-    "jit": "off",  # compiling these hashing scans costs more than it saves
-}
 # Pass 1 only: the planner guesses one group per row for `hash & mask` and would sort the whole table to group it;
 # a hash aggregate over at most MAX_BUCKETS small groups is what we want. (A larger work_mem makes it worse: the
 # hash table is then sized for the guessed million groups and stops fitting in the CPU caches.) The same guess makes
@@ -164,8 +154,8 @@ class _Side:
 
 
 def diff_table(
-    backup: DiffSide,
-    live: DiffSide,
+    backup: Side,
+    live: Side,
     table: str,
     *,
     where: str | None = None,
@@ -199,35 +189,9 @@ def _checked_where(where: str | None) -> str | None:
     return where
 
 
-def _as_target(side: DiffSide, role: TargetRole) -> Target:
-    if isinstance(side, Target):
-        return side
-    return Target(name=mask_dsn(side), dsn=side, role=role)
-
-
 @contextlib.contextmanager
-def read_only_snapshot(side: DiffSide, role: TargetRole) -> Iterator[tuple[Target, psycopg.Connection]]:
-    """A connection in one REPEATABLE READ READ ONLY transaction with the text settings diffs rely on; rolled back."""
-    target = _as_target(side, role)
-    try:
-        conn = psycopg.connect(target.dsn, autocommit=False)
-    except psycopg.OperationalError as exc:
-        raise DiffError(f"Cannot connect to {target.name}: {mask_dsn(str(exc)).strip()}") from exc
-    try:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        for name, value in SESSION_SETTINGS.items():
-            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
-        yield target, conn
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            conn.rollback()
-        conn.close()
-
-
-@contextlib.contextmanager
-def _open_side(side: DiffSide, role: TargetRole, table_name: str) -> Iterator[_Side]:
-    with read_only_snapshot(side, role) as (target, conn):
+def _open_side(side: Side, role: TargetRole, table_name: str) -> Iterator[_Side]:
+    with read_only_snapshot(side, role, error=DiffError) as (target, conn):
         try:
             table = load_catalog(conn).table(table_name)
         except RewindError as exc:

@@ -18,10 +18,10 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from restore.catalog import Catalog, CatalogError, ForeignKey, Table, load_catalog
-from restore.diff import DiffSide, read_only_snapshot
 from restore.errors import RewindError
 from restore.keys import deleted_keys
 from restore.meta import backup_time_of
+from restore.snapshot import Side, read_only_snapshot
 from restore.targets import TargetRole
 
 DEFAULT_CREATED_COLUMN = "created_at"
@@ -55,8 +55,8 @@ class GapResult(BaseModel):
 
 
 def find_gap(
-    backup: DiffSide,
-    live: DiffSide,
+    backup: Side,
+    live: Side,
     table: str,
     *,
     keys: Sequence[Sequence[Any]] | None = None,
@@ -66,7 +66,7 @@ def find_gap(
     backup_time: datetime | None = None,
 ) -> GapResult:
     """Gap for root rows `keys` of `table` (default: the rows deleted since the backup, optionally `where`)."""
-    with read_only_snapshot(backup, TargetRole.BACKUP) as (b_target, b_conn):
+    with read_only_snapshot(backup, TargetRole.BACKUP, error=GapError) as (b_target, b_conn):
         when = backup_time or backup_time_of(b_conn)
         if when is None:
             raise GapError(
@@ -77,7 +77,7 @@ def find_gap(
         missing_ids = _ids_not_in(b_conn, b_table, ids) if ids else []
         roots = [tuple(k) for k in keys] if keys is not None else deleted_keys(backup, live, table, where)
         root_refs = _RootRefs(b_conn, b_table, roots)
-        with read_only_snapshot(live, TargetRole.PRODUCTION) as (l_target, l_conn):
+        with read_only_snapshot(live, TargetRole.PRODUCTION, error=GapError) as (l_target, l_conn):
             catalog = load_catalog(l_conn)
             l_table = _table(catalog, table, l_target.name)
             created, checked, unchecked = _walk(l_conn, catalog, l_table, root_refs, created_column, when)

@@ -12,21 +12,19 @@ import json
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
 import psycopg
-from psycopg import IsolationLevel
 from pydantic import BaseModel
 
 from restore.catalog import Catalog, ForeignKey, Table, load_catalog
 from restore.errors import RewindError
-from restore.literals import ident, settings_sql
-from restore.targets import Target, mask_dsn
+from restore.literals import ident
+from restore.snapshot import Side, read_only_snapshot
+from restore.targets import TargetRole
 
-Source = Target | str
 TextRow = tuple[str | None, ...]
 Key = tuple[str, ...]
 
@@ -141,31 +139,6 @@ class GraphReport(BaseModel):
     roots_not_in_backup: int
 
 
-def dsn_of(source: Source) -> str:
-    return source.dsn if isinstance(source, Target) else source
-
-
-def name_of(source: Source) -> str:
-    return source.name if isinstance(source, Target) else mask_dsn(source)
-
-
-@contextmanager
-def read_snapshot(source: Source) -> Iterator[psycopg.Connection]:
-    """A READ ONLY REPEATABLE READ transaction with pinned text-output settings; rolled back at the end."""
-    try:
-        conn = psycopg.connect(dsn_of(source))
-    except psycopg.OperationalError as exc:
-        raise GraphError(f"Cannot connect to {name_of(source)}: {mask_dsn(str(exc)).strip()}") from exc
-    with conn:
-        conn.isolation_level = IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        conn.execute(settings_sql())
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-
-
 def key_text(value: Any) -> str:
     """A key value given by the user (keys file, diff) as the text Postgres parses back to the same value."""
     if value is None:
@@ -239,8 +212,8 @@ def _distinct_non_null(rows: Iterable[GraphRow], idx: Sequence[int]) -> list[tup
 
 
 def build_graph(
-    backup: Source,
-    live: Source,
+    backup: Side,
+    live: Side,
     table: str,
     roots: Sequence[tuple[Any, ...]],
     *,
@@ -248,7 +221,7 @@ def build_graph(
     batch_size: int = BATCH_SIZE,
 ) -> Graph:
     """The rows reachable from `roots` (keys of `table`), with each row's status against live."""
-    with read_snapshot(backup) as conn:
+    with read_only_snapshot(backup, TargetRole.BACKUP, error=GraphError) as (backup_target, conn):
         catalog = load_catalog(conn)
         root = catalog.table(table)
         graph = Graph(catalog=catalog, root_table=root.qualified)
@@ -259,13 +232,13 @@ def build_graph(
         graph.roots_not_in_backup = len(set(texts)) - len(found)
         if roots and not found:
             raise GraphError(
-                f"None of the {len(roots)} keys are in {root.qualified} in the backup {name_of(backup)}; "
+                f"None of the {len(roots)} keys are in {root.qualified} in the backup {backup_target.name}; "
                 f"check the table and the key columns ({', '.join(key)})."
             )
         if with_dependents:
             _walk_dependents(conn, graph, found, batch_size)
         _walk_parents(conn, graph, list(graph.iter_rows()), batch_size)
-    with read_snapshot(live) as conn:
+    with read_only_snapshot(live, TargetRole.PRODUCTION, error=GraphError) as (_, conn):
         _classify(conn, graph, load_catalog(conn), batch_size)
     return graph
 

@@ -12,11 +12,12 @@ from typing import Any
 from psycopg import sql
 
 from restore.catalog import load_catalog
-from restore.diff import DiffSide, diff_table, read_only_snapshot
+from restore.diff import DiffError, diff_table
 from restore.errors import RewindError
 from restore.graph import RowStatus, build_graph
 from restore.guard import require_read_only
 from restore.query import run_read_only
+from restore.snapshot import Side, read_only_snapshot
 from restore.targets import Target, TargetRole, mask_dsn
 
 ROOTS_LIMIT = 100_000  # backup rows a `where` may pick before deleted_roots asks for a narrower condition
@@ -65,7 +66,7 @@ def _keys_from_json(path: Path, text: str, key_len: int) -> list[tuple[Any, ...]
     return keys
 
 
-def deleted_keys(backup: DiffSide, live: DiffSide, table: str, where: str | None = None) -> list[tuple[Any, ...]]:
+def deleted_keys(backup: Side, live: Side, table: str, where: str | None = None) -> list[tuple[Any, ...]]:
     """Keys of rows in the backup (matching `where`) that live no longer has at all.
 
     A row that live still has but that no longer matches `where` is not deleted: diff_table reports it as changed.
@@ -73,15 +74,15 @@ def deleted_keys(backup: DiffSide, live: DiffSide, table: str, where: str | None
     return [tuple(key) for key in diff_table(backup, live, table, where=where).deleted]
 
 
-def table_key(backup: DiffSide, table: str, key: Sequence[str] | None = None) -> tuple[str, ...]:
+def table_key(backup: Side, table: str, key: Sequence[str] | None = None) -> tuple[str, ...]:
     """The columns rows of `table` are matched by (`key`, else its primary or first unique key), per the backup."""
-    with read_only_snapshot(backup, TargetRole.BACKUP) as (_, conn):
+    with read_only_snapshot(backup, TargetRole.BACKUP, error=DiffError) as (_, conn):
         return load_catalog(conn).table(table).key_columns(key)
 
 
 def deleted_roots(
-    backup: DiffSide,
-    live: DiffSide,
+    backup: Side,
+    live: Side,
     table: str,
     where: str | None = None,
     *,

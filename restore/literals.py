@@ -4,21 +4,14 @@ Values are read from the backup as their text output (`col::text`) and written b
 `<type>` is `format_type()` of the column. Postgres parses its own text output losslessly for every built-in type
 (numeric without float rounding, arrays with quoted/NULL elements, json, bytea hex, enums, ranges, ...), so the
 round trip is exact without any Python-side type conversion. Reading sessions pin the settings that shape text output
-(see `TEXT_OUTPUT_SETTINGS`) so the same value always has the same text, whoever runs the script later.
+(`restore.snapshot.SESSION_SETTINGS`) so the same value always has the same text, whoever runs the script later.
 """
 
 from collections.abc import Iterable, Sequence
 
 from psycopg import sql
 
-# Session settings under which text output is unambiguous and independent of the reader's locale and time zone.
-TEXT_OUTPUT_SETTINGS: dict[str, str] = {
-    "DateStyle": "ISO, YMD",
-    "IntervalStyle": "postgres",
-    "TimeZone": "UTC",
-    "bytea_output": "hex",
-    "extra_float_digits": "1",
-}
+from restore.snapshot import SESSION_SETTINGS
 
 # Types without an equality operator: guards compare their text instead.
 _NO_EQUALITY = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"})
@@ -68,5 +61,5 @@ def has_equality(type_name: str) -> bool:
 
 
 def settings_sql() -> str:
-    """SET statements applying TEXT_OUTPUT_SETTINGS to a session."""
-    return "; ".join(f"SET {name} = {quote_text(value)}" for name, value in TEXT_OUTPUT_SETTINGS.items())
+    """SET statements applying the readers' SESSION_SETTINGS to a session, e.g. one that checks a restore."""
+    return "; ".join(f"SET {name} = {quote_text(value)}" for name, value in SESSION_SETTINGS.items())

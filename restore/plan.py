@@ -27,10 +27,11 @@ from pydantic import BaseModel
 
 from restore.catalog import ForeignKey, Table
 from restore.errors import RewindError
-from restore.graph import BATCH_SIZE, Graph, GraphRow, Key, RowStatus, Source, build_graph, read_snapshot
+from restore.graph import BATCH_SIZE, Graph, GraphError, GraphRow, Key, RowStatus, build_graph
 from restore.literals import has_equality, ident, ident_list, quote_text, row_literal
 from restore.meta import backup_time_of
-from restore.targets import mask_dsn
+from restore.snapshot import Side, read_only_snapshot
+from restore.targets import TargetRole, mask_dsn
 
 Action = Literal["insert", "relink", "revert", "keep", "unrevert", "unlink", "delete"]
 DONE_TABLE = "pg_temp.rewind_done"
@@ -125,8 +126,8 @@ class Plan:
 
 
 def make_plan(
-    backup: Source,
-    live: Source,
+    backup: Side,
+    live: Side,
     table: str,
     roots: Sequence[tuple[Any, ...]],
     *,
@@ -137,7 +138,7 @@ def make_plan(
 ) -> Plan:
     """Plans the restore of `roots` (keys of `table`) and what they need, from backup into live."""
     graph = build_graph(backup, live, table, roots, with_dependents=with_dependents, batch_size=batch_size)
-    with read_snapshot(backup) as conn:
+    with read_only_snapshot(backup, TargetRole.BACKUP, error=GraphError) as (_, conn):
         backup_time = backup_time_of(conn)
     return plan_from_graph(graph, revert=revert, command=command, backup_time=backup_time, batch_size=batch_size)
 

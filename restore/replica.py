@@ -1,4 +1,4 @@
-"""Replicas from a pg_dump: restore a dump (all of it, or only some tables) into a scratch database.
+"""Replicas: scratch databases restored from a dump (see restore.dump), their records, and their removal.
 
 The scratch database lives on a server the caller names, or in a private throwaway cluster that keeps running
 after the command so that later commands can query it. Each replica is recorded as a JSON file in the state
@@ -7,9 +7,6 @@ is stored on the database with `restore.meta.record_backup_time`.
 """
 
 import contextlib
-import enum
-import gzip
-import io
 import os
 import re
 import secrets
@@ -17,94 +14,46 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 import psycopg
-from pglast import ast, parse_sql
-from pglast.parser import ParseError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from restore.cluster import ThrowawayCluster, find_pg_bindir
+from restore.cluster import ThrowawayCluster
+from restore.clusterdump import SkippedItem, is_cluster_dump, restore_cluster_dump
+from restore.dump import Progress, detect_format, restore_dump
 from restore.errors import ClusterError, DumpError, RewindError
-from restore.guard import walk_nodes
+from restore.livecopy import copy_live
 from restore.meta import record_backup_time
-from restore.targets import mask_dsn
-
-Progress = Callable[[str], None]
+from restore.snapshot import Side, as_target
+from restore.targets import TargetRole, mask_dsn
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
-_ARCHIVE_TIME = re.compile(r"^; Archive created at (?P<when>.+)$", re.M)
-_PLAIN_TIME = re.compile(r"^-- (?:Started on|Dump completed on|Completed on) (?P<when>.+)$")
-_TOC_LINE = re.compile(r"^(?P<id>\d+); \d+ \d+ (?P<rest>.*)$")
-_VERBOSE_ENTRY = re.compile(r"^-- TOC entry (?P<id>\d+) ")
-_ENTRY_HEADER = re.compile(
-    r"^-- (?P<data>Data for )?Name: (?P<tag>.*); Type: (?P<desc>[A-Z ]+); Schema: (?P<ns>[^;]*); Owner: .*$"
-)
-_OWNER_LINE = re.compile(r"^ALTER [A-Z ]+ OWNER TO ")
-_GLOBAL_SETTING = re.compile(r"^SET default_(tablespace|table_access_method|with_oids) ")
-
-# pg_dump writes local wall-clock time with the zone's abbreviation (or a numeric offset when there is none).
-_ZONE_OFFSETS_H = {
-    "UTC": 0, "GMT": 0, "Z": 0, "WET": 0, "WEST": 1, "BST": 1, "CET": 1, "CEST": 2, "EET": 2, "EEST": 3,
-    "MSK": 3, "IST": 5.5, "HKT": 8, "AWST": 8, "JST": 9, "KST": 9, "ACST": 9.5, "AEST": 10, "AEDT": 11,
-    "NZST": 12, "NZDT": 13, "AST": -4, "ADT": -3, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7,
-    "MDT": -6, "PST": -8, "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10,
-}  # fmt: skip
-
-# Objects a table may need that carry no data and never reference other tables' rows.
-_SUPPORT_KINDS = {
-    "SCHEMA", "EXTENSION", "TYPE", "SHELL TYPE", "DOMAIN", "FUNCTION", "PROCEDURE", "AGGREGATE", "COLLATION",
-    "CAST", "CONVERSION", "OPERATOR", "OPERATOR CLASS", "OPERATOR FAMILY", "TEXT SEARCH CONFIGURATION",
-    "TEXT SEARCH DICTIONARY", "TEXT SEARCH PARSER", "TEXT SEARCH TEMPLATE",
-}  # fmt: skip
-# Objects attached to tables: kept when every table they mention is restored.
-_ATTACHED_KINDS = {"DEFAULT", "CONSTRAINT", "CHECK CONSTRAINT", "FK CONSTRAINT", "INDEX"}
-_DATA_KINDS = {"TABLE DATA", "SEQUENCE SET"}
-# pg_restore -l kinds of more than one word; any other kind is one word.
-_MULTIWORD_KINDS = sorted(
-    {
-        "TABLE DATA", "SEQUENCE OWNED BY", "SEQUENCE SET", "FK CONSTRAINT", "CHECK CONSTRAINT", "DEFAULT ACL",
-        "MATERIALIZED VIEW DATA", "MATERIALIZED VIEW", "SHELL TYPE", "OPERATOR CLASS", "OPERATOR FAMILY",
-        "TEXT SEARCH CONFIGURATION", "TEXT SEARCH DICTIONARY", "TEXT SEARCH PARSER", "TEXT SEARCH TEMPLATE",
-        "FOREIGN TABLE", "FOREIGN DATA WRAPPER", "FOREIGN SERVER", "USER MAPPING", "EVENT TRIGGER",
-        "INDEX ATTACH", "TABLE ATTACH", "LARGE OBJECT", "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA",
-        "ROW SECURITY", "SECURITY LABEL", "PROCEDURAL LANGUAGE", "ACCESS METHOD", "DATABASE PROPERTIES",
-    },
-    key=len,
-    reverse=True,
-)  # fmt: skip
-
-
-class DumpFormat(enum.StrEnum):
-    CUSTOM = "custom"
-    DIRECTORY = "directory"
-    TAR = "tar"
-    PLAIN = "plain"
-    PLAIN_GZIP = "plain-gzip"
-
-    @property
-    def is_archive(self) -> bool:
-        return self in (DumpFormat.CUSTOM, DumpFormat.DIRECTORY, DumpFormat.TAR)
-
-    @property
-    def parallel(self) -> bool:
-        return self in (DumpFormat.CUSTOM, DumpFormat.DIRECTORY)
+# A replica's private cluster only ever loads and reads: no standby follows it, so it writes the least WAL there is.
+# A table's data loaded in the transaction that truncated it is then not WAL-logged at all, nor is an index build.
+REPLICA_CLUSTER_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0"}
 
 
 class Replica(BaseModel):
-    """A provisioned replica. `dsn` is the real one, for programs; mask it before showing it."""
+    """A provisioned replica. `dsn` is the real one, for programs; mask it before showing it.
+
+    `backup_time_source` says where the backup time came from: `dump-header` (the dump's own time), `file-name`
+    (a Supabase backup's name), `given` (--backup-time) or `snapshot` (copied from a live database at that time)."""
 
     name: str
     dsn: str
     backup_time: datetime | None
     tables: list[str]
     seconds: float
+    backup_time_source: str | None = None
+    source_database: str | None = None
+    roles_created: list[str] = Field(default_factory=list)
+    skipped_extensions: list[str] = Field(default_factory=list)
+    skipped: list[SkippedItem] = Field(default_factory=list)
 
 
 class ReplicaRecord(Replica):
@@ -114,36 +63,26 @@ class ReplicaRecord(Replica):
     server_dsn: str | None = None
     cluster_dir: str | None = None
     cluster_port: int | None = None
-    dump: str
+    dump: str  # the dump's path, or `live:<target>` for a copy of a live database
     created_at: datetime
 
     def public(self) -> Replica:
         return Replica.model_validate(self.model_dump(include=set(Replica.model_fields)))
 
 
-@dataclass
-class TocEntry:
-    """One item of a dump: its kind (pg_dump's `desc`), schema, tag and, for schema items, its SQL."""
+class Loaded(BaseModel):
+    """What a loader put into the scratch database: the facts a replica records."""
 
-    kind: str
-    namespace: str
-    tag: str
-    dump_id: int | None = None
-    list_line: str = ""
-    sql_text: str = ""
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.namespace}.{self.tag}"
+    backup_time: datetime | None
+    backup_time_source: str | None
+    tables: list[str]
+    source_database: str | None = None
+    roles_created: list[str] = Field(default_factory=list)
+    skipped_extensions: list[str] = Field(default_factory=list)
+    skipped: list[SkippedItem] = Field(default_factory=list)
 
 
-@dataclass
-class _Selection:
-    """Which tables (qualified names) to restore and which sequences they need."""
-
-    tables: set[str]
-    sequences: set[str] = field(default_factory=set)
-    dump_tables: set[str] = field(default_factory=set)
+Loader = Callable[[str, Progress], Loaded]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -159,28 +98,102 @@ def provision(
     jobs: int | None = None,
     progress: Progress | None = None,
     backup_time: datetime | None = None,
+    database: str | None = None,
 ) -> Replica:
     """Restore `dump` (all of it, or only `tables`) into a new scratch database and register it as a replica.
 
-    `backup_time` overrides the time read from the dump: archives record the dump machine's local time without
-    its zone, so when that machine's zone differs from this one's, the operator gives the exact time."""
+    A cluster dump (pg_dumpall, Supabase's db_cluster backups) restores one `database` (default: the one holding
+    the tables), with the tables the named ones reference. `backup_time` overrides the time read from the dump:
+    archives record the dump machine's local time without its zone, so when that machine's zone differs from this
+    one's, the operator gives the exact time."""
+    dump = Path(dump)
+    fmt = detect_format(dump)
+    cluster_dump = is_cluster_dump(dump, fmt)
+    if database is not None and not cluster_dump:
+        raise DumpError(f"{dump.name} holds one database; --database applies to cluster dumps (pg_dumpall output).")
+
+    def load(dsn: str, say: Progress) -> Loaded:
+        say(f"{dump.name}: {'cluster ' if cluster_dump else ''}{fmt.value} dump")
+        if cluster_dump:
+            done = restore_cluster_dump(dump, fmt, dsn, database=database, tables=tables, say=say)
+            return Loaded(
+                backup_time=done.backup_time,
+                backup_time_source=done.backup_time_source,
+                tables=done.tables,
+                source_database=done.database,
+                roles_created=done.roles_created,
+                skipped_extensions=done.skipped_extensions,
+                skipped=done.skipped,
+            )
+        dumped_at, restored = restore_dump(dump, fmt, dsn, tables, jobs or _default_jobs(), say)
+        return Loaded(backup_time=dumped_at, backup_time_source="dump-header" if dumped_at else None, tables=restored)
+
+    return provision_with(
+        load,
+        stem=dump.name,
+        origin=str(dump.resolve()),
+        server_dsn=server_dsn,
+        name=name,
+        progress=progress,
+        backup_time=backup_time,
+    )
+
+
+def provision_from(
+    source: Side,
+    *,
+    server_dsn: str | None = None,
+    tables: Sequence[str] = (),
+    name: str | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> Replica:
+    """A replica copied straight from a live database (a replica or production target, only read), all of it or
+    `tables` and the tables they reference, from one snapshot whose time becomes the backup time."""
+    target = as_target(source, TargetRole.REPLICA)
+
+    def load(dsn: str, say: Progress) -> Loaded:
+        copied = copy_live(target, dsn, tables=tables, jobs=jobs or _default_jobs(), progress=say)
+        return Loaded(
+            backup_time=copied.snapshot_time.astimezone(UTC),
+            backup_time_source="snapshot",
+            tables=copied.tables,
+            source_database=_dbname(target.dsn),
+        )
+
+    return provision_with(
+        load, stem=target.name, origin=f"live:{target.name}", server_dsn=server_dsn, name=name, progress=progress
+    )
+
+
+def provision_with(
+    load: Loader,
+    *,
+    stem: str,
+    origin: str,
+    server_dsn: str | None = None,
+    name: str | None = None,
+    progress: Progress | None = None,
+    backup_time: datetime | None = None,
+) -> Replica:
+    """Create a scratch database (on `server_dsn`, else in a private cluster), fill it with `load`, and record it.
+
+    Whatever fails on the way drops the database (and stops the cluster): no half-made replica stays behind."""
     if backup_time is not None and backup_time.tzinfo is None:
         raise DumpError("Give the backup time with its zone, e.g. 2026-01-22T04:00:12+00:00.")
     started = time.perf_counter()
     say = progress or (lambda message: None)
-    dump = Path(dump)
-    fmt = detect_format(dump)
-    name = _new_name(dump, name)
+    name = _new_name(stem, name)
     database = "rewind_" + name.replace("-", "_").lower()
-    say(f"{dump.name}: {fmt.value} dump")
     cluster = _start_cluster(say) if server_dsn is None else None
     admin_dsn = cluster.dsn if cluster else str(server_dsn)
     try:
         dsn = _create_database(admin_dsn, database)
         try:
-            dumped_at, restored = _restore(dump, fmt, dsn, tables, jobs or _default_jobs(), say)
-            backup_time = backup_time.astimezone(UTC) if backup_time else dumped_at
-            _record_time(dsn, backup_time)
+            loaded = load(dsn, say)
+            if backup_time is not None:
+                loaded.backup_time, loaded.backup_time_source = backup_time.astimezone(UTC), "given"
+            _record_time(dsn, loaded.backup_time)
         except BaseException:
             _drop_database(admin_dsn, database)
             raise
@@ -191,15 +204,14 @@ def provision(
     record = ReplicaRecord(
         name=name,
         dsn=dsn,
-        backup_time=backup_time,
-        tables=restored,
         seconds=round(time.perf_counter() - started, 3),
         database=database,
         server_dsn=None if cluster else server_dsn,
         cluster_dir=str(cluster.root) if cluster else None,
         cluster_port=cluster.port if cluster else None,
-        dump=str(dump.resolve()),
+        dump=origin,
         created_at=datetime.now(UTC),
+        **loaded.model_dump(),
     )
     _save_record(record)
     say(f"replica {name} ready in {record.seconds:.1f}s at {mask_dsn(dsn)}")
@@ -231,7 +243,9 @@ def get_record(name: str) -> ReplicaRecord:
 def ensure_running(record: ReplicaRecord) -> None:
     """Restart a replica's private cluster if it stopped (after a reboot, say)."""
     if record.cluster_dir:
-        cluster = ThrowawayCluster(root=Path(record.cluster_dir), port=record.cluster_port)
+        cluster = ThrowawayCluster(
+            root=Path(record.cluster_dir), port=record.cluster_port, settings=REPLICA_CLUSTER_SETTINGS
+        )
         if not cluster.running():
             cluster.start()
 
@@ -243,62 +257,12 @@ def state_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Dump format and time
-
-
-def detect_format(dump: Path) -> DumpFormat:
-    """The dump's format, from its content rather than its name."""
-    if dump.is_dir():
-        if (dump / "toc.dat").exists():
-            return DumpFormat.DIRECTORY
-        raise DumpError(f"{dump} is a directory without toc.dat; pass a pg_dump -Fd directory or a dump file.")
-    if not dump.is_file():
-        raise DumpError(f"No dump at {dump}; pass the path of a pg_dump file or directory.")
-    with dump.open("rb") as handle:
-        head = handle.read(512)
-    if head.startswith(b"PGDMP"):
-        return DumpFormat.CUSTOM
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return DumpFormat.TAR
-    if head.startswith(b"\x1f\x8b"):
-        with gzip.open(dump, "rb") as handle:
-            if handle.read(5) == b"PGDMP":
-                raise DumpError(f"{dump} is a gzipped custom-format dump; gunzip it first.")
-        return DumpFormat.PLAIN_GZIP
-    if b"\0" in head:
-        raise DumpError(f"{dump} is not a pg_dump output (custom, directory, tar, or plain SQL, maybe gzipped).")
-    return DumpFormat.PLAIN
-
-
-def parse_dump_time(text: str) -> datetime | None:
-    """`2026-01-22 04:00:12 UTC` (pg_dump's format: local time and zone abbreviation or offset) as aware UTC."""
-    match = re.fullmatch(r"\s*(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*(\S*)\s*", text)
-    if not match:
-        return None
-    local = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
-    offset = _zone_offset(match[2] or "UTC")
-    if offset is None:
-        return None
-    return local.replace(tzinfo=timezone(offset)).astimezone(UTC)
-
-
-def _zone_offset(zone: str) -> timedelta | None:
-    if zone.upper() in _ZONE_OFFSETS_H:
-        return timedelta(hours=_ZONE_OFFSETS_H[zone.upper()])
-    numeric = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", zone)
-    if not numeric:
-        return None
-    sign = -1 if numeric[1] == "-" else 1
-    return sign * timedelta(hours=int(numeric[2]), minutes=int(numeric[3] or 0))
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Where the replica lives
 
 
-def _new_name(dump: Path, name: str | None) -> str:
+def _new_name(source: str, name: str | None) -> str:
     if name is None:
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", dump.name.split(".")[0]).strip("-")[:30] or "dump"
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", source.split(".")[0]).strip("-")[:30] or "dump"
         name = f"{stem}-{secrets.token_hex(3)}"
     if not _NAME.match(name):
         raise RewindError(f"Replica name {name!r} must be 1-48 letters, digits, '-' or '_', starting alphanumeric.")
@@ -307,13 +271,18 @@ def _new_name(dump: Path, name: str | None) -> str:
     return name
 
 
+def _dbname(dsn: str) -> str | None:
+    name = conninfo_to_dict(dsn).get("dbname")
+    return str(name) if name else None
+
+
 def _default_jobs() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
 def _start_cluster(say: Progress) -> ThrowawayCluster:
     started = time.perf_counter()
-    cluster = ThrowawayCluster()
+    cluster = ThrowawayCluster(settings=REPLICA_CLUSTER_SETTINGS)
     _seed_from_template(cluster)
     cluster.start()
     say(f"private cluster on port {cluster.port} started in {time.perf_counter() - started:.2f}s")
@@ -405,325 +374,3 @@ def _load_records() -> list[ReplicaRecord]:
         with contextlib.suppress(ValueError):
             records.append(ReplicaRecord.model_validate_json(path.read_text()))
     return sorted(records, key=lambda r: r.created_at)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Restoring
-
-
-def _restore(
-    dump: Path, fmt: DumpFormat, dsn: str, tables: Sequence[str], jobs: int, say: Progress
-) -> tuple[datetime | None, list[str]]:
-    if fmt.is_archive:
-        backup_time, selected = _restore_archive(dump, fmt, dsn, tables, jobs, say)
-    else:
-        backup_time, selected = _restore_plain(dump, fmt, dsn, tables, say)
-    return backup_time, selected or _tables_in(dsn)
-
-
-def _tables_in(dsn: str) -> list[str]:
-    query = """
-        SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-        ORDER BY 1
-    """
-    with psycopg.connect(dsn) as conn:
-        return [row[0] for row in conn.execute(query)]
-
-
-def _restore_archive(
-    dump: Path, fmt: DumpFormat, dsn: str, tables: Sequence[str], jobs: int, say: Progress
-) -> tuple[datetime | None, list[str]]:
-    listing = _run_pg("pg_restore", "-l", str(dump)).stdout
-    match = _ARCHIVE_TIME.search(listing)
-    backup_time = parse_dump_time(match["when"]) if match else None
-    entries = _parse_listing(listing)
-    args = ["--no-owner", "--no-privileges", "--no-tablespaces", "--exit-on-error"]
-    if fmt.parallel and jobs > 1:
-        args += ["-j", str(jobs)]
-    selected: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="rewind-list-") as scratch:
-        if tables:
-            _attach_sql(entries, _run_pg("pg_restore", "-v", "-s", "-f", "-", str(dump)).stdout)
-            selection = _select_tables(entries, tables)
-            selected = sorted(selection.tables)
-            list_file = Path(scratch) / "restore.list"
-            kept = _keep(entries, selection)
-            list_file.write_text("".join(entry.list_line + "\n" for entry in kept))
-            args += ["-L", str(list_file)]
-            say(f"restoring {len(selected)} table(s), {len(kept)} of {len(entries)} dump items")
-        else:
-            say(f"restoring all {len(entries)} dump items")
-        _run_pg("pg_restore", *args, str(dump), dsn=dsn)
-    return backup_time, selected
-
-
-def _parse_listing(listing: str) -> list[TocEntry]:
-    entries = []
-    for line in listing.splitlines():
-        match = _TOC_LINE.match(line)
-        if match:
-            kind, namespace, tag = _split_toc_rest(match["rest"])
-            entries.append(TocEntry(kind, namespace, tag, dump_id=int(match["id"]), list_line=line))
-    return entries
-
-
-def _split_toc_rest(rest: str) -> tuple[str, str, str]:
-    """`TABLE DATA public orders postgres` -> (TABLE DATA, public, orders): kind, schema, tag (may hold spaces)."""
-    kind = next((k for k in _MULTIWORD_KINDS if rest.startswith(k + " ")), rest.split(" ", 1)[0])
-    words = rest[len(kind) + 1 :].split(" ")
-    return kind, words[0], " ".join(words[1:-1])
-
-
-def _attach_sql(entries: list[TocEntry], schema_script: str) -> None:
-    """Give each schema entry its SQL, from `pg_restore -v -s` output where `-- TOC entry N` starts each item."""
-    sql_by_id: dict[int, list[str]] = {}
-    current: list[str] = []
-    for line in schema_script.splitlines(keepends=True):
-        match = _VERBOSE_ENTRY.match(line)
-        if match:
-            current = sql_by_id.setdefault(int(match["id"]), [])
-        elif not line.startswith(("--", "\\")):  # comments and psql meta-commands (\restrict) are not SQL
-            current.append(line)
-    for entry in entries:
-        entry.sql_text = "".join(sql_by_id.get(entry.dump_id or -1, ()))
-
-
-def _run_pg(
-    program: str, *args: str, dsn: str | None = None, stdin: IO[bytes] | None = None
-) -> "subprocess.CompletedProcess[str]":
-    command = [str(find_pg_bindir(program) / program), *args]
-    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-    if dsn is not None:
-        command += ["-d", _dsn_without_password(dsn, env)]
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise DumpError(f"{program} failed: {mask_dsn(proc.stderr.strip())[-2000:]}")
-    return proc
-
-
-def _dsn_without_password(dsn: str, env: dict[str, str]) -> str:
-    """The DSN for a child's argv; the password travels in its environment, where `ps` does not show it."""
-    params = conninfo_to_dict(dsn)
-    password = params.pop("password", None)
-    if password:
-        env["PGPASSWORD"] = str(password)
-    return make_conninfo(**params)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Choosing what to restore for --table
-
-
-def _select_tables(entries: list[TocEntry], wanted: Sequence[str]) -> _Selection:
-    available = {entry.qualified for entry in entries if entry.kind == "TABLE"}
-    selection = _Selection(tables={_resolve_table(name, available) for name in wanted}, dump_tables=available)
-    for entry in entries:
-        if entry.kind in ("DEFAULT", "SEQUENCE", "SEQUENCE OWNED BY") and _attached_to_selection(entry, selection):
-            selection.sequences |= _sequences_named(entry)
-    return selection
-
-
-def _resolve_table(name: str, available: set[str]) -> str:
-    if "." in name:
-        if name in available:
-            return name
-    else:
-        matches = sorted(t for t in available if t.split(".", 1)[1] == name)
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise DumpError(f"Table {name!r} is ambiguous in the dump ({', '.join(matches)}); qualify it.")
-    shown = ", ".join(sorted(available)[:20]) + (" ..." if len(available) > 20 else "")
-    raise DumpError(f"The dump has no table {name!r}. Tables in the dump: {shown or 'none'}.")
-
-
-def _keep(entries: Iterable[TocEntry], selection: _Selection) -> list[TocEntry]:
-    return [entry for entry in entries if _wanted(entry, selection)]
-
-
-def _wanted(entry: TocEntry, selection: _Selection) -> bool:
-    if entry.kind in ("TABLE", "TABLE DATA"):
-        return entry.qualified in selection.tables
-    if entry.kind in ("SEQUENCE", "SEQUENCE SET"):
-        return entry.qualified in selection.sequences
-    if entry.kind in _SUPPORT_KINDS:
-        # Types, functions and the like stay unless they name a table left out (a function returning SETOF it).
-        return not (_relations_named(entry) & selection.dump_tables) - selection.tables
-    if entry.kind in _ATTACHED_KINDS or entry.kind == "SEQUENCE OWNED BY":
-        return _attached_to_selection(entry, selection)
-    return False  # views, triggers, policies, comments, ACLs, ...: not part of a table-level replica
-
-
-def _attached_to_selection(entry: TocEntry, selection: _Selection) -> bool:
-    """True when the tables the entry names are all selected (an FK needs both ends), and there is one."""
-    tables = _relations_named(entry) & selection.dump_tables
-    return bool(tables) and tables <= selection.tables
-
-
-def _sequences_named(entry: TocEntry) -> set[str]:
-    """Sequences an entry creates or uses: the subject of SEQUENCE / OWNED BY, or nextval('s') in a DEFAULT."""
-    found = {entry.qualified} if entry.kind in ("SEQUENCE", "SEQUENCE OWNED BY") else set()
-    for node in _nodes(entry):
-        if isinstance(node, ast.FuncCall) and _last_name(node.funcname) == "nextval":
-            constants = (c for c in walk_nodes(node.args) if isinstance(c, ast.A_Const))
-            found |= {_qualify(c.val.sval) for c in constants if isinstance(c.val, ast.String)}
-    return found
-
-
-def _relations_named(entry: TocEntry) -> set[str]:
-    """Qualified names an entry's SQL mentions as relations, OWNED BY targets or schema-qualified types."""
-    names: set[str] = set()
-    for node in _nodes(entry):
-        if isinstance(node, ast.RangeVar):
-            names.add(f"{node.schemaname or entry.namespace}.{node.relname}")
-        elif isinstance(node, ast.DefElem) and node.defname == "owned_by" and len(node.arg) >= 3:
-            names.add(".".join(part.sval for part in node.arg[-3:-1]))
-        elif isinstance(node, ast.TypeName) and node.names and len(node.names) == 2:
-            names.add(".".join(part.sval for part in node.names))
-    return names
-
-
-def _last_name(parts: Sequence[ast.Node]) -> str:
-    last = parts[-1] if parts else None
-    return last.sval if isinstance(last, ast.String) else ""
-
-
-def _qualify(name: str) -> str:
-    return name if "." in name else f"public.{name}"
-
-
-def _nodes(entry: TocEntry) -> list[ast.Node]:
-    if not entry.sql_text.strip():
-        return []
-    try:
-        statements = parse_sql(entry.sql_text)
-    except ParseError:
-        return []
-    return list(walk_nodes(statements))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Plain SQL dumps
-
-
-def _restore_plain(
-    dump: Path, fmt: DumpFormat, dsn: str, tables: Sequence[str], say: Progress
-) -> tuple[datetime | None, list[str]]:
-    """Stream the dump once into psql, keeping only the wanted tables' items when tables are named."""
-    env = dict(os.environ)
-    psql = str(find_pg_bindir("psql") / "psql")
-    command = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", _dsn_without_password(dsn, env)]
-    say("restoring " + (f"{len(tables)} table(s)" if tables else "everything") + " from a plain SQL dump")
-    plain = _PlainFilter(tables)
-    with _open_text(dump, fmt) as source:
-        proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-        )
-        assert proc.stdin is not None and proc.stderr is not None
-        sink = io.TextIOWrapper(proc.stdin, encoding="utf-8", errors="surrogateescape", write_through=False)
-        with contextlib.suppress(BrokenPipeError):  # psql stopped on an error; its message follows
-            plain.run(source, sink)
-            sink.close()
-        stderr = proc.stderr.read().decode("utf-8", "replace")
-        proc.wait()
-    if proc.returncode != 0:
-        raise DumpError(f"psql failed restoring {dump.name}: {mask_dsn(stderr.strip())[-2000:]}")
-    return plain.backup_time, sorted(plain.selection.tables) if tables else []
-
-
-def _open_text(dump: Path, fmt: DumpFormat) -> IO[str]:
-    if fmt is DumpFormat.PLAIN_GZIP:
-        return gzip.open(dump, "rt", encoding="utf-8", errors="surrogateescape", newline="")
-    return dump.open("r", encoding="utf-8", errors="surrogateescape", newline="", buffering=1 << 20)
-
-
-class _PlainFilter:
-    """Reads a plain dump item by item (pg_dump's `-- Name: ...; Type: ...` headers) and writes what to restore.
-
-    With tables named, schema items are held until the first data item (plain dumps put all pre-data first),
-    decided with the same rules as archives; data of the wanted tables then streams straight through, and
-    post-data items are decided at the end.
-    """
-
-    def __init__(self, tables: Sequence[str]) -> None:
-        self.wanted = list(tables)
-        self.selection = _Selection(tables=set())
-        self.backup_time: datetime | None = None
-        self._times: dict[str, datetime | None] = {}
-
-    def run(self, source: IO[str], sink: IO[str]) -> None:
-        pending: list[TocEntry] = []
-        reader = _ItemReader(source, self._note_time)
-        for entry, lines in reader.items():
-            if entry is None:  # the preamble: SET commands every item needs
-                sink.writelines(lines)
-            elif not self.wanted:
-                if entry.kind not in ("ACL", "DEFAULT ACL"):
-                    sink.writelines(line for line in lines if not _OWNER_LINE.match(line))
-            elif entry.kind in _DATA_KINDS:
-                if pending or not self.selection.tables:
-                    self._decide(pending, sink)
-                    pending = []
-                if _wanted(entry, self.selection):
-                    sink.writelines(lines)
-            else:
-                entry.sql_text = "".join(line for line in lines if _is_schema_sql(line))
-                pending.append(entry)
-        if self.wanted:
-            self._decide(pending, sink)
-        self.backup_time = self._times.get("Started") or self._times.get("Completed")
-
-    def _decide(self, pending: list[TocEntry], sink: IO[str]) -> None:
-        if not self.selection.tables:
-            self.selection = _select_tables(pending, self.wanted)
-        for entry in _keep(pending, self.selection):
-            sink.write(entry.sql_text)
-
-    def _note_time(self, line: str) -> None:
-        match = _PLAIN_TIME.match(line)
-        if match:
-            self._times["Started" if "Started" in line else "Completed"] = parse_dump_time(match["when"])
-
-
-def _is_schema_sql(line: str) -> bool:
-    # Ownership needs the dump's roles, and a trailing `\\unrestrict` is a psql meta-command, not SQL.
-    return not (_OWNER_LINE.match(line) or line.startswith("\\"))
-
-
-class _ItemReader:
-    """Splits a plain dump at item headers; inside COPY data it looks for nothing but the closing `\\.`."""
-
-    def __init__(self, source: IO[str], on_comment: Callable[[str], None]) -> None:
-        self._source = source
-        self._on_comment = on_comment
-        self._next: TocEntry | None = None
-
-    def items(self) -> Iterator[tuple[TocEntry | None, Iterator[str]]]:
-        entry: TocEntry | None = None  # the preamble comes first
-        while True:
-            lines = self._lines(copy_data=entry is not None and entry.kind in _DATA_KINDS)
-            yield entry, lines
-            for _ in lines:  # drain what the caller skipped
-                pass
-            if self._next is None:
-                return
-            entry, self._next = self._next, None
-
-    def _lines(self, copy_data: bool) -> Iterator[str]:
-        source = self._source
-        for line in source:
-            if line.startswith("-- "):
-                header = _ENTRY_HEADER.match(line.rstrip("\r\n"))
-                if header:
-                    self._next = TocEntry(header["desc"].strip(), header["ns"], header["tag"])
-                    return
-                self._on_comment(line)
-            elif line.startswith("SET default_tablespace "):
-                continue  # scratch servers lack the dump's tablespaces
-            yield line
-            if copy_data and line.startswith("COPY ") and line.rstrip().endswith("FROM stdin;"):
-                for data in source:
-                    yield data
-                    if data.startswith("\\.") and data.rstrip("\r\n") == "\\.":
-                        break

@@ -18,8 +18,9 @@ def register(
     targets: TargetsProvider,
     request: Callable[..., int] | None = None,
 ) -> None:
-    from restore.cli import data, fence, replica
+    from restore.cli import backup, data, fence, replica
 
     replica.register(subparsers, targets)
     data.register(subparsers, targets)
+    backup.register(subparsers, targets)
     fence.register(subparsers, targets, request)

@@ -11,8 +11,10 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from restore.cli import TargetsProvider
+from restore.clusterdump import SkippedItem
+from restore.errors import RewindError
 from restore.query import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUE_CHARS, QueryResult, run_read_only
-from restore.replica import Replica, destroy, ensure_running, get_record, list_replicas, provision
+from restore.replica import Replica, destroy, ensure_running, get_record, list_replicas, provision, provision_from
 from restore.targets import Target, TargetRole, mask_dsn, require_role, resolve_target
 
 
@@ -24,6 +26,11 @@ class ReplicaOutput(BaseModel):
     backup_time: datetime | None
     tables: list[str]
     seconds: float
+    backup_time_source: str | None = None
+    source_database: str | None = None
+    roles_created: list[str] = []
+    skipped_extensions: list[str] = []
+    skipped: list[SkippedItem] = []
 
     @classmethod
     def of(cls, replica: Replica) -> "ReplicaOutput":
@@ -35,8 +42,24 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", 
     replica = subparsers.add_parser("replica", help="scratch databases restored from a pg_dump")
     actions = replica.add_subparsers(dest="replica_command", required=True, metavar="ACTION")
 
-    up = actions.add_parser("up", help="restore a dump (or some of its tables) into a new scratch database")
-    up.add_argument("dump", type=Path, help="pg_dump output: custom, directory, tar, or plain SQL (maybe .gz)")
+    up = actions.add_parser(
+        "up", help="restore a dump, or copy a live database, (or some of its tables) into a new scratch database"
+    )
+    up.add_argument(
+        "dump",
+        type=Path,
+        nargs="?",
+        help="pg_dump output (custom, directory, tar, plain SQL) or a cluster dump (pg_dumpall, Supabase), maybe .gz",
+    )
+    up.add_argument(
+        "--from",
+        dest="source",
+        metavar="TARGET",
+        help="copy this live database (replica or production target, only read) instead of restoring a dump",
+    )
+    up.add_argument(
+        "--database", help="cluster dumps: the database to restore (default: the one with tables; postgres on Supabase)"
+    )
     up.add_argument("--table", action="append", default=[], dest="tables", help="restore only this table (repeat)")
     up.add_argument("--server", help="DSN or target of the server for the scratch database (default: own cluster)")
     up.add_argument("--name", help="replica name (default: from the dump's file name)")
@@ -79,17 +102,31 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", 
 
 
 def cmd_up(args: argparse.Namespace, targets: TargetsProvider) -> int:
+    if (args.dump is None) == (args.source is None):
+        raise RewindError("Give a dump file or --from TARGET (one of them): `rewind replica up DUMP` or `--from NAME`.")
+    if args.source is not None and (args.backup_time or args.database):
+        raise RewindError(
+            "--from copies one snapshot of one database; its time is the backup time. Drop "
+            "--backup-time and --database."
+        )
     server = _server_dsn(args.server, targets) if args.server else None
     progress = _stderr_progress if sys.stderr.isatty() else None
-    replica = provision(
-        args.dump,
-        server_dsn=server,
-        tables=args.tables,
-        name=args.name,
-        jobs=args.jobs,
-        progress=progress,
-        backup_time=args.backup_time,
-    )
+    if args.source is not None:
+        source = resolve_target(args.source, targets(), TargetRole.REPLICA)
+        replica = provision_from(
+            source, server_dsn=server, tables=args.tables, name=args.name, jobs=args.jobs, progress=progress
+        )
+    else:
+        replica = provision(
+            args.dump,
+            server_dsn=server,
+            tables=args.tables,
+            name=args.name,
+            jobs=args.jobs,
+            progress=progress,
+            backup_time=args.backup_time,
+            database=args.database,
+        )
     shown = ReplicaOutput.of(replica)
     if args.json:
         print(shown.model_dump_json())
@@ -133,7 +170,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace, targets: TargetsProvider) -> int:
     result = run_read_only(
-        _query_target(args.target, targets),
+        backup_target(args.target, targets),
         args.sql,
         limit=args.limit,
         timeout_s=args.timeout,
@@ -149,7 +186,7 @@ def cmd_query(args: argparse.Namespace, targets: TargetsProvider) -> int:
     return 0
 
 
-def _query_target(name: str, targets: TargetsProvider) -> Target:
+def backup_target(name: str, targets: TargetsProvider) -> Target:
     """A configured target, else a replica from `rewind replica ls` (a backup), else an ad-hoc DSN (a replica)."""
     configured = targets()
     if name not in configured and not ("://" in name or "=" in name):
@@ -161,8 +198,18 @@ def _query_target(name: str, targets: TargetsProvider) -> Target:
 
 def _describe(replica: ReplicaOutput) -> str:
     when = replica.backup_time.isoformat() if replica.backup_time else "unknown"
+    if replica.backup_time_source:
+        when += f" (from the {replica.backup_time_source.replace('-', ' ')})"
     tables = ", ".join(replica.tables) or "none"
-    return f"{replica.name}  {replica.dsn}\n  backup time {when}; {len(replica.tables)} table(s): {tables}"
+    lines = [f"{replica.name}  {replica.dsn}", f"  backup time {when}; {len(replica.tables)} table(s): {tables}"]
+    if replica.roles_created:
+        lines.append(f"  roles created (NOLOGIN): {', '.join(replica.roles_created)}")
+    if replica.skipped_extensions:
+        lines.append(f"  extensions this server lacks, skipped: {', '.join(replica.skipped_extensions)}")
+    for item in replica.skipped:
+        if item.kind != "EXTENSION":
+            lines.append(f"  skipped {item.kind} {item.name}: {item.reason}")
+    return "\n".join(lines)
 
 
 def _render_table(result: QueryResult) -> str:

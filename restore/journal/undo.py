@@ -20,10 +20,11 @@ import psycopg
 from pydantic import BaseModel
 
 from restore.catalog import Catalog, CatalogError, Table, load_catalog
-from restore.graph import Graph, GraphRow, RowStatus, Source, fetch_rows, name_of, read_snapshot
+from restore.graph import Graph, GraphRow, RowStatus, fetch_rows
 from restore.journal.sync import Change, Row
 from restore.plan import Plan, plan_reversal
-from restore.targets import mask_dsn
+from restore.snapshot import Side, as_target, read_only_snapshot
+from restore.targets import TargetRole, mask_dsn
 
 RowKey = tuple[str, tuple[str | None, ...]]
 
@@ -66,7 +67,7 @@ class _Net:
 
 
 def plan_undo(
-    live: Source,
+    live: Side,
     selected: Iterable[Change],
     later: Iterable[Change] = (),
     *,
@@ -84,7 +85,7 @@ def plan_undo(
     truncated: list[Truncation] = []
     unkeyed = 0
     xids: set[int] = set()
-    with read_snapshot(live) as conn:
+    with read_only_snapshot(live, TargetRole.PRODUCTION) as (_, conn):
         catalog = load_catalog(conn)
         names = _live_names(catalog, renames or {}, last_columns or {})
         for change in selected:
@@ -105,7 +106,9 @@ def plan_undo(
         planner.classify()
         planner.check_references()
     counts = planner.counts()
-    header = _header(title, command, counts, planner.conflicts, truncated, sorted(xids), name_of(live))
+    header = _header(
+        title, command, counts, planner.conflicts, truncated, sorted(xids), as_target(live, TargetRole.PRODUCTION).name
+    )
     graph, deletes, guard = planner.graph()
     plan = plan_reversal(graph, deletes, guard=guard, header=header, counts=counts)
     report = UndoReport(

@@ -3,7 +3,6 @@
 import argparse
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,15 +12,9 @@ from restore.apply import ApplyError, check_xact, dry_run, execute, split_script
 from restore.cli.data import register
 from restore.diff import diff_table
 from restore.plan import make_plan
-from tests.pg import PgServer
-from tests.restore.test_graph import SHOP, SHOP_DAMAGE, SHOP_DATA, PairFactory, db_pairs
+from tests.restore.conftest import PairFactory
+from tests.restore.test_graph import SHOP, SHOP_DAMAGE, SHOP_DATA
 from tests.restore.test_plan import SHOP_TABLES, snapshot
-
-
-@pytest.fixture
-def db_pair(pg: PgServer) -> Iterator[PairFactory]:
-    with db_pairs(pg) as make:
-        yield make
 
 
 def test_dry_run_reports_counts_and_changes_nothing_then_execute_commits(db_pair: PairFactory) -> None:

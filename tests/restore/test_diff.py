@@ -2,16 +2,14 @@
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from bot.cli import main
 from restore.diff import DiffError, diff_table
 from restore.keys import KeysFileError, deleted_keys, read_keys_file, table_key
-from tests.pg import PgServer
+from tests.restore.conftest import execute
 
 TYPES_SCHEMA = """
 CREATE TABLE items (
@@ -31,22 +29,6 @@ SELECT i, 'item ' || i, i * 1.25, i / 3.0, timestamptz '2026-01-01 00:00:00+00' 
 FROM generate_series(1, 200) AS i;
 UPDATE items SET label = NULL WHERE id = 7;
 """
-
-
-def execute(dsn: str, script: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(script)
-
-
-@pytest.fixture
-def pair(pg: PgServer) -> Iterator[tuple[str, str]]:
-    """(backup DSN, live DSN): two fresh databases on one server."""
-    names = [pg.create_database("bk"), pg.create_database("lv")]
-    try:
-        yield pg.dsn_for(names[0]), pg.dsn_for(names[1])
-    finally:
-        for name in names:
-            pg.drop_database(name)
 
 
 def seeded(pair: tuple[str, str], schema: str, damage: str) -> tuple[str, str]:

@@ -1,7 +1,6 @@
 """Gap on real Postgres: rows created after the backup that hang off the affected rows, and ids the backup lacks."""
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from bot.cli import main
 from restore.gap import GapError, find_gap
 from restore.meta import record_backup_time
 from tests.pg import PgServer
+from tests.restore.conftest import execute
 
 BACKUP_TIME = datetime(2026, 1, 10, tzinfo=UTC)
 SCHEMA = """
@@ -30,23 +30,14 @@ DELETE FROM products WHERE id IN ('prod_1', 'prod_2', 'prod_3');
 """
 
 
-def execute(dsn: str, script: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(script)
-
-
 @pytest.fixture
-def pair(pg: PgServer) -> Iterator[tuple[str, str]]:
-    names = [pg.create_database("bk"), pg.create_database("lv")]
-    backup, live = pg.dsn_for(names[0]), pg.dsn_for(names[1])
-    try:
-        for dsn in (backup, live):
-            execute(dsn, SCHEMA)
-        execute(live, LIVE_CHANGES)
-        yield backup, live
-    finally:
-        for name in names:
-            pg.drop_database(name)
+def seeded_pair(pair: tuple[str, str]) -> tuple[str, str]:
+    """(backup, live) with SCHEMA, and live changed since the backup."""
+    backup, live = pair
+    for dsn in (backup, live):
+        execute(dsn, SCHEMA)
+    execute(live, LIVE_CHANGES)
+    return backup, live
 
 
 def record(dsn: str) -> None:
@@ -54,8 +45,8 @@ def record(dsn: str) -> None:
         record_backup_time(conn, BACKUP_TIME)
 
 
-def test_rows_created_after_the_backup_that_reference_deleted_rows(pair: tuple[str, str]) -> None:
-    backup, live = pair
+def test_rows_created_after_the_backup_that_reference_deleted_rows(seeded_pair: tuple[str, str]) -> None:
+    backup, live = seeded_pair
     record(backup)
     result = find_gap(backup, live, "products")
     assert result.backup_time == BACKUP_TIME
@@ -66,29 +57,29 @@ def test_rows_created_after_the_backup_that_reference_deleted_rows(pair: tuple[s
     assert result.counts["roots"] == 3
 
 
-def test_where_narrows_the_deleted_roots(pair: tuple[str, str]) -> None:
-    backup, live = pair
+def test_where_narrows_the_deleted_roots(seeded_pair: tuple[str, str]) -> None:
+    backup, live = seeded_pair
     record(backup)
     result = find_gap(backup, live, "products", where="id = 'prod_3'")
     assert [r.key for r in result.created_after_backup] == [[11]]
 
 
-def test_explicit_keys_and_backup_time(pair: tuple[str, str]) -> None:
-    backup, live = pair
+def test_explicit_keys_and_backup_time(seeded_pair: tuple[str, str]) -> None:
+    backup, live = seeded_pair
     result = find_gap(backup, live, "products", keys=[("prod_4",)], backup_time=datetime(2026, 1, 1, tzinfo=UTC))
     assert [(r.key, r.references.key) for r in result.created_after_backup] == [([12], ["prod_4"])]
 
 
-def test_without_a_backup_time_it_says_to_pass_one(pair: tuple[str, str]) -> None:
-    backup, live = pair
+def test_without_a_backup_time_it_says_to_pass_one(seeded_pair: tuple[str, str]) -> None:
+    backup, live = seeded_pair
     with pytest.raises(GapError, match="--backup-time"):
         find_gap(backup, live, "products")
 
 
 def test_cli_ids_file_reports_the_ids_the_backup_lacks(
-    pair: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    seeded_pair: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    backup, live = pair
+    backup, live = seeded_pair
     keys, ids = tmp_path / "keys.json", tmp_path / "ids.txt"
     keys.write_text('[["prod_1"], ["prod_4"]]')
     ids.write_text("prod_2\nprod_9\nprod_5\nprod_77\n")

@@ -1,13 +1,9 @@
 """The graph walks foreign keys both ways from root rows, set-wise, and classifies rows against live."""
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-
-import psycopg
 import pytest
 
 from restore.graph import GraphError, RowStatus, build_graph
-from tests.pg import PgServer
+from tests.restore.conftest import PairFactory
 
 # A shop: text, composite and uuid keys, a self-reference, CASCADE and SET NULL children, identity and generated
 # columns, and a mixed-case table name.
@@ -45,32 +41,6 @@ SHOP_DAMAGE = """
 UPDATE payments SET customer_id = 'c3' WHERE id = 5;
 DELETE FROM customers WHERE id = 'c1';
 """
-
-PairFactory = Callable[[str, str, str], tuple[str, str]]
-
-
-@contextmanager
-def db_pairs(pg: PgServer) -> Iterator[PairFactory]:
-    """Makes (backup, live) databases with the same schema and data, then damages live; drops them at the end."""
-    with ExitStack() as stack:
-
-        def make(schema: str, data: str, damage: str) -> tuple[str, str]:
-            backup, live = stack.enter_context(pg.database("bk")), stack.enter_context(pg.database("live"))
-            for dsn, extra in ((backup, ""), (live, damage)):
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute(schema)
-                    conn.execute(data)
-                    if extra:
-                        conn.execute(extra)
-            return backup, live
-
-        yield make
-
-
-@pytest.fixture
-def db_pair(pg: PgServer) -> Iterator[PairFactory]:
-    with db_pairs(pg) as make:
-        yield make
 
 
 def _statuses(graph) -> dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]]:

@@ -1,6 +1,5 @@
 """Plans put the graph's rows back exactly, in a safe order, guarded and asserted; their undo takes them out again."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
@@ -9,17 +8,10 @@ import pytest
 from restore.literals import settings_sql
 from restore.meta import record_backup_time
 from restore.plan import PlanError, make_plan
-from tests.pg import PgServer
-from tests.restore.test_graph import CYCLE, CYCLE_DATA, SHOP, SHOP_DAMAGE, SHOP_DATA, PairFactory, db_pairs
+from tests.restore.conftest import PairFactory, execute
+from tests.restore.test_graph import CYCLE, CYCLE_DATA, SHOP, SHOP_DAMAGE, SHOP_DATA
 from tests.restore.test_literals import SCHEMA as TYPES_SCHEMA
 from tests.restore.test_literals import VALUES as TYPE_VALUES
-
-
-@pytest.fixture
-def db_pair(pg: PgServer) -> Iterator[PairFactory]:
-    with db_pairs(pg) as make:
-        yield make
-
 
 SHOP_TABLES = ("regions", "customers", "orders", '"Order Items"', "payments")
 
@@ -29,12 +21,6 @@ def snapshot(dsn: str, tables: tuple[str, ...]) -> dict[str, list[str]]:
     with psycopg.connect(dsn) as conn:
         conn.execute(settings_sql())
         return {t: [r[0] for r in conn.execute(f"SELECT x::text FROM {t} x ORDER BY 1")] for t in tables}
-
-
-def run_script(dsn: str, script: str) -> None:
-    """Runs a whole script the way psql would (simple protocol, its own BEGIN/COMMIT)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(script)
 
 
 def test_plan_restores_deleted_rows_and_reverts_chosen_columns(db_pair: PairFactory) -> None:
@@ -49,20 +35,20 @@ def test_plan_restores_deleted_rows_and_reverts_chosen_columns(db_pair: PairFact
     assert "OVERRIDING SYSTEM VALUE" not in plan.sql  # no payment is missing
     assert '"cents"' not in plan.sql  # generated columns are never written
 
-    run_script(live, plan.sql)
+    execute(live, plan.sql)
     assert snapshot(live, SHOP_TABLES) == snapshot(backup, SHOP_TABLES)
 
-    run_script(live, plan.undo_sql)
+    execute(live, plan.undo_sql)
     assert snapshot(live, SHOP_TABLES) == damaged
 
 
 def test_rerunning_an_applied_plan_aborts_and_changes_nothing(db_pair: PairFactory) -> None:
     backup, live = db_pair(SHOP, SHOP_DATA, SHOP_DAMAGE)
     plan = make_plan(backup, live, "customers", [("c1",)], with_dependents=True)
-    run_script(live, plan.sql)
+    execute(live, plan.sql)
     restored = snapshot(live, SHOP_TABLES)
     with pytest.raises(psycopg.errors.RaiseException, match=r"aborted, nothing was changed: step 1 .*got 0") as exc:
-        run_script(live, plan.sql)
+        execute(live, plan.sql)
     assert "applied already" in (exc.value.diag.message_hint or "")
     assert snapshot(live, SHOP_TABLES) == restored
 
@@ -70,10 +56,10 @@ def test_rerunning_an_applied_plan_aborts_and_changes_nothing(db_pair: PairFacto
 def test_a_change_made_since_the_plan_is_never_clobbered(db_pair: PairFactory) -> None:
     backup, live = db_pair(SHOP, SHOP_DATA, SHOP_DAMAGE)
     plan = make_plan(backup, live, "customers", [("c1",)], with_dependents=True, revert=["payments.customer_id"])
-    run_script(live, "UPDATE payments SET customer_id = 'c2' WHERE id = 5")  # someone fixed it by hand meanwhile
+    execute(live, "UPDATE payments SET customer_id = 'c2' WHERE id = 5")  # someone fixed it by hand meanwhile
     before = snapshot(live, SHOP_TABLES)
     with pytest.raises(psycopg.errors.RaiseException, match=r"revert 3 rows of public.payments \(customer_id\)"):
-        run_script(live, plan.sql)
+        execute(live, plan.sql)
     assert snapshot(live, SHOP_TABLES) == before
 
 
@@ -81,7 +67,7 @@ def test_identity_always_rows_keep_their_ids(db_pair: PairFactory) -> None:
     backup, live = db_pair(SHOP, SHOP_DATA, "DELETE FROM payments WHERE customer_id = 'c1'")
     plan = make_plan(backup, live, "payments", [(1,), (2,), (5,)], with_dependents=True)
     assert "OVERRIDING SYSTEM VALUE" in plan.sql
-    run_script(live, plan.sql)
+    execute(live, plan.sql)
     assert snapshot(live, ("payments",)) == snapshot(backup, ("payments",))
 
 
@@ -107,9 +93,9 @@ def test_two_table_cycle_is_broken_with_a_nullable_column(db_pair: PairFactory) 
     plan = make_plan(backup, live, "teams", [(1,)], with_dependents=True, batch_size=2)
     assert plan.counts["public.teams"]["relink"] == 1
     assert [s.action for s in plan.steps] == ["insert", "insert", "relink"]
-    run_script(live, plan.sql)
+    execute(live, plan.sql)
     assert snapshot(live, ("teams", "people")) == snapshot(backup, ("teams", "people"))
-    run_script(live, plan.undo_sql)
+    execute(live, plan.undo_sql)
     assert snapshot(live, ("teams", "people")) == damaged
 
 
@@ -131,7 +117,7 @@ def test_cycle_with_a_deferrable_constraint_defers_it(db_pair: PairFactory) -> N
     backup, live = db_pair(STRICT_CYCLE.format(deferrable="DEFERRABLE"), "", "TRUNCATE a, b")
     plan = make_plan(backup, live, "a", [(1,)], with_dependents=True)
     assert 'SET CONSTRAINTS "public"."a_needs_b" DEFERRED' in plan.sql
-    run_script(live, plan.sql)
+    execute(live, plan.sql)
     assert snapshot(live, ("a", "b")) == snapshot(backup, ("a", "b"))
 
 
@@ -147,9 +133,9 @@ def test_self_references_go_parent_first_and_loops_in_one_statement(db_pair: Pai
     backup, live = db_pair(NODES, "", "TRUNCATE nodes")
     plan = make_plan(backup, live, "nodes", [(1,)], with_dependents=True, batch_size=2)
     assert plan.counts["public.nodes"]["insert"] == 13
-    run_script(live, plan.sql)
+    execute(live, plan.sql)
     assert snapshot(live, ("nodes",)) == snapshot(backup, ("nodes",))
-    run_script(live, plan.undo_sql)
+    execute(live, plan.undo_sql)
     assert snapshot(live, ("nodes",)) == {"nodes": []}
 
 
@@ -162,10 +148,10 @@ def test_every_literal_type_is_restored_exactly(db_pair: PairFactory) -> None:
         conn.execute(f'INSERT INTO "Odd Table" ("select", {cols}) VALUES (1, {marks})', list(TYPE_VALUES.values()))
     plan = make_plan(backup, live, "Odd Table", [(1,), (2,)], with_dependents=True)
     for conforming in ("off", "on"):
-        run_script(live, f"SET standard_conforming_strings = {conforming};\n" + plan.sql)
+        execute(live, f"SET standard_conforming_strings = {conforming};\n" + plan.sql)
         restored = snapshot(live, ('"Odd Table"',))
         assert restored == {'"Odd Table"': snapshot(backup, ('"Odd Table"',))['"Odd Table"'][:2]}
-        run_script(live, plan.undo_sql)
+        execute(live, plan.undo_sql)
 
 
 def test_unknown_revert_column_says_how_to_name_it(db_pair: PairFactory) -> None:
@@ -180,4 +166,4 @@ def test_nothing_to_do_is_a_plain_empty_transaction(db_pair: PairFactory) -> Non
     backup, live = db_pair(SHOP, SHOP_DATA, "")
     plan = make_plan(backup, live, "customers", [("c1",)], with_dependents=True)
     assert plan.empty and "nothing to do" in plan.sql
-    run_script(live, plan.sql)
+    execute(live, plan.sql)

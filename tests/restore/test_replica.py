@@ -1,9 +1,7 @@
 """Replicas from real pg_dump output of every format, whole or by table, on a server or in a private cluster."""
 
-import argparse
 import contextlib
 import gzip
-import io
 import json
 import os
 import shutil
@@ -15,12 +13,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from restore.cli import register
 from restore.cluster import find_pg_bindir
+from restore.dump import DumpFormat, detect_format, parse_dump_time
 from restore.errors import DumpError
 from restore.meta import backup_time_of
-from restore.replica import DumpFormat, destroy, detect_format, list_replicas, parse_dump_time, provision
+from restore.replica import destroy, list_replicas, provision
 from tests.pg import PgServer
+from tests.restore.conftest import cli
 
 SOURCE_SQL = """
 CREATE SCHEMA shop;
@@ -47,10 +46,7 @@ ROWS = {"shop.customers": 50, "shop.orders": 200, "shop.items": 300, "public.aud
 FORMATS = ["custom", "directory", "tar", "plain", "plain.gz"]
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("REWIND_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
+pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 @pytest.fixture(scope="module")
@@ -204,21 +200,11 @@ def test_private_cluster_as_root_survives_the_command_until_down(dumps: dict[str
     assert list_replicas() == []
 
 
-def _cli(*argv: str) -> tuple[int, str]:
-    parser = argparse.ArgumentParser(prog="rewind")
-    register(parser.add_subparsers(dest="command", required=True), lambda: {})
-    args = parser.parse_args(argv)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = args.func(args)
-    return code, out.getvalue()
-
-
 def test_cli_up_json_ls_query_down_masks_the_password(pg: PgServer, dumps: dict[str, Path]) -> None:
     params = psycopg.conninfo.conninfo_to_dict(pg.admin_dsn)
     params["password"] = "s3cret-pw"  # trust auth ignores it; it must never be printed
     server = psycopg.conninfo.make_conninfo(**params)
-    code, out = _cli(
+    code, out = cli(
         "replica",
         "up",
         str(dumps["custom"]),
@@ -232,14 +218,16 @@ def test_cli_up_json_ls_query_down_masks_the_password(pg: PgServer, dumps: dict[
     )
     assert code == 0 and "s3cret" not in out
     shown = json.loads(out)
-    assert set(shown) == {"name", "dsn", "backup_time", "tables", "seconds"}
+    assert set(shown) == {"name", "dsn", "backup_time", "tables", "seconds", "backup_time_source", "source_database",
+                          "roles_created", "skipped_extensions", "skipped"}  # fmt: skip
+    assert shown["backup_time_source"] == "given" and shown["skipped"] == []
     assert shown["name"] == "cli" and "***" in shown["dsn"]
     assert datetime.fromisoformat(shown["backup_time"]) == datetime(2026, 1, 22, 4, 0, 12, tzinfo=UTC)
     try:
-        code, listing = _cli("replica", "ls", "--json")
+        code, listing = cli("replica", "ls", "--json")
         assert [item["name"] for item in json.loads(listing)] == ["cli"] and "s3cret" not in listing
-        code, result = _cli("query", "cli", "SELECT count(*) AS n FROM shop.items", "--json")
+        code, result = cli("query", "cli", "SELECT count(*) AS n FROM shop.items", "--json")
         assert json.loads(result)["rows"] == [[300]]
     finally:
-        assert _cli("replica", "down", "cli")[0] == 0
+        assert cli("replica", "down", "cli")[0] == 0
     assert list_replicas() == []
