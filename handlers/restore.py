@@ -56,8 +56,18 @@ def _warn_writable(services: Services, client: WebClient, inv: Any) -> None:
 
 
 def _replica_up(services: Services, client: WebClient, inv: Any, cmd: grammar.ReplicaUp) -> Reply:
-    services.jobs.replica_up(inv.channel_id, inv.user_id, cmd.backup, cmd.tables)
+    if cmd.source:
+        services.jobs.replica_from(inv.channel_id, inv.user_id, cmd.source, cmd.tables)
+        return Reply(
+            f":hourglass_flowing_sand: Copying {cmd.source} into a replica (read only there); progress follows."
+        )
+    services.jobs.replica_up(inv.channel_id, inv.user_id, str(cmd.backup), cmd.tables)
     return Reply(f":hourglass_flowing_sand: Provisioning a replica from {cmd.backup}; progress in the channel.")
+
+
+def _backup_verify(services: Services, client: WebClient, inv: Any, cmd: grammar.BackupVerify) -> Reply:
+    services.jobs.backup_verify(inv.channel_id, inv.user_id, cmd.backup)
+    return Reply(f":hourglass_flowing_sand: Checking backup {cmd.backup} against live; findings become yellow flags.")
 
 
 def _diff(services: Services, client: WebClient, inv: Any, cmd: grammar.Diff) -> Reply:
@@ -96,6 +106,7 @@ HANDLERS: dict[type, Handler] = {
     grammar.Query: _query,
     grammar.Targets: _targets,
     grammar.ReplicaUp: _replica_up,
+    grammar.BackupVerify: _backup_verify,
     grammar.Diff: _diff,
     grammar.Deleted: _deleted,
     grammar.Propose: _propose,

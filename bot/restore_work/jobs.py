@@ -17,7 +17,7 @@ from bot.approvals.service import ProposalService
 from bot.approvals.views import ProposalView
 from bot.config import Settings
 from bot.restore_work import reads
-from bot.restore_work.background import Background
+from bot.restore_work.background import Background, Progress
 from bot.restore_work.journal_work import JournalWork
 from bot.restore_work.notifier import Notifier, QueryAnswer
 from bot.restore_work.proposals import ProposalFlow
@@ -30,7 +30,9 @@ from restore import replica as replicas
 from restore.errors import RewindError
 from restore.guard import require_read_only
 from restore.query import run_read_only
+from restore.replica import Replica
 from restore.targets import Target, TargetRole, mask_dsn, require_role
+from restore.verify import verify_backup, verify_dump
 
 CSV_MAX_ROWS = 10_000
 MAX_GAP_FLAGS = 25  # one yellow flag per row up to this; one more flag sums up the rest
@@ -80,6 +82,20 @@ class RestoreJobs:
             require_incident(session, channel)
         dump = self.targets.backup_dump(backup)
         return self.background.submit(self._replica_up, channel, user, backup, dump, tables)
+
+    def replica_from(self, channel: str, user: str, source: str, tables: Sequence[str]) -> Future[None]:
+        """A replica copied straight from a live replica (or production) target: one snapshot, only read there."""
+        with self.store.transaction() as session:
+            require_incident(session, channel)
+        target = self.targets.copy_source(source)
+        return self.background.submit(self._replica_from, channel, user, target, tables)
+
+    def backup_verify(self, channel: str, user: str, backup: str) -> Future[None]:
+        """Is the backup any good: checked against live; each finding raises a yellow flag."""
+        with self.store.transaction() as session:
+            require_incident(session, channel)
+        checked = self.targets.verifiable_backup(backup)
+        return self.background.submit(self._backup_verify, channel, user, backup, checked, self.targets.live())
 
     def diff(self, channel: str, user: str, table: str, where: str | None) -> Future[None]:
         sides = reads.checked_sides(self.targets, channel, table, where, on_live=True)
@@ -131,6 +147,12 @@ class RestoreJobs:
         except RewindError as exc:
             progress.failed(str(exc))
             return
+        self._provisioned(channel, user, progress, made, backup, f"backup {backup}")
+
+    def _provisioned(
+        self, channel: str, user: str, progress: Progress, made: Replica, backup: str, origin: str
+    ) -> None:
+        """The replica on the timeline, where `sides()` finds it as this incident's backup from now on."""
         when = made.backup_time.isoformat() if made.backup_time else None
         figures = {
             "operation": "replica up",
@@ -143,8 +165,46 @@ class RestoreJobs:
         summary = f"replica {made.name} ready: {len(made.tables)} tables in {made.seconds:.1f}s" + (
             f", backup taken {when}" if when else ""
         )
-        self._record(channel, user, f"Replica {made.name} provisioned from backup {backup}", figures)
-        progress.done(summary)
+        skipped = [f"skipped: {item}" for item in made.skipped]
+        self._record(channel, user, f"Replica {made.name} provisioned from {origin}", figures)
+        progress.done("\n".join([summary, *skipped[:10]]))
+
+    def _replica_from(self, channel: str, user: str, source: Target, tables: Sequence[str]) -> None:
+        progress = self.background.progress(channel, user, f"Copying {source.name} into a replica")
+        try:
+            made = replicas.provision_from(
+                source, server_dsn=self.settings.replica_server_dsn, tables=tables, progress=progress.say
+            )
+        except RewindError as exc:
+            progress.failed(str(exc))
+            return
+        self._provisioned(channel, user, progress, made, f"live:{source.name}", f"{source.name} (copied live)")
+
+    def _backup_verify(self, channel: str, user: str, name: str, backup: Target | Path, live: Target) -> None:
+        progress = self.background.progress(
+            channel, user, f"Is backup {name} any good? Checking it against {live.name}"
+        )
+        try:
+            if isinstance(backup, Path):
+                result = verify_dump(backup, live, server_dsn=self.settings.replica_server_dsn, progress=progress.say)
+            else:
+                result = verify_backup(backup, live)
+        except RewindError as exc:
+            progress.failed(str(exc))
+            return
+        for finding in result.findings[:MAX_GAP_FLAGS]:
+            self.timeline.raise_flag(channel, f"Backup {name}: {finding}", user, data={"operation": "backup verify"})
+        if len(result.findings) > MAX_GAP_FLAGS:
+            more = len(result.findings) - MAX_GAP_FLAGS
+            self.timeline.raise_flag(channel, f"Backup {name}: {more:,} more findings", user)
+        when = result.backup_time.isoformat() if result.backup_time else None
+        figures = {"operation": "backup verify", "backup": name, "findings": len(result.findings), "backup_time": when}
+        self._record(channel, user, f"Backup {name} verified against {live.name}", figures)
+        checked = sum(1 for table in result.tables if table.unchecked is None)
+        summary = f"{len(result.findings)} finding(s) over {checked} table(s) compared" + (
+            " (a yellow flag each)" if result.findings else "; nothing the backup should have and lacks"
+        )
+        progress.done("\n".join([summary, *result.findings[:10]]))
 
     def _diff(self, channel: str, user: str, sides: Sides, table: str, where: str | None) -> None:
         live = sides.live_read if where else sides.live

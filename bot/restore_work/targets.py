@@ -105,6 +105,28 @@ class RestoreTargets:
             return dumps[-1]
         return path
 
+    def copy_source(self, name: str) -> Target:
+        """A configured target a replica may be copied from: a replica of production, or production itself (read
+        only, one snapshot). A DSN is never accepted here: targets exist only in configuration."""
+        target = self.settings.all_targets().get(name)
+        if target is None:
+            known = ", ".join(t.name for t in self.listed() if t.role is not TargetRole.BACKUP) or "none"
+            raise UsageError(f"Unknown target {name!r}; copies come from: {known}.", "/inc targets")
+        return require_role(target, TargetRole.REPLICA, TargetRole.PRODUCTION)
+
+    def verifiable_backup(self, name: str) -> Target | Path:
+        """A configured backup dump by name (REWIND_BACKUPS), else a backup target."""
+        if name in self.settings.backups:
+            return self.backup_dump(name)
+        target = self.settings.all_targets().get(name)
+        if target is None:
+            dumps = ", ".join(sorted(self.settings.backups)) or "none"
+            backups = ", ".join(t.name for t in self.listed() if t.role is TargetRole.BACKUP) or "none"
+            raise UsageError(
+                f"Unknown backup {name!r}. Backups: {dumps}; backup targets: {backups}.", "/inc backup verify nightly"
+            )
+        return require_role(target, TargetRole.BACKUP, TargetRole.REPLICA)
+
     def live(self) -> Target:
         """The production target restore work compares against and proposals aim at."""
         return self._live()
