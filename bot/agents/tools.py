@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -22,6 +23,8 @@ from bot.agents.audit import FAILED, OK, REFUSED, record_call
 from bot.agents.results import CAP_BYTES, ToolResult, cap_text, fit, jsonable
 from bot.approvals.policy import sql_sha256
 from bot.errors import UsageError
+from bot.journal.service import journal_log, sync_journal
+from bot.journal.undo import plan_journal_undo
 from bot.restore_work import reads
 from bot.restore_work.targets import Sides
 from bot.services import Services
@@ -353,6 +356,61 @@ def rewind_propose(
     else:
         note = f"Proposal #{proposal.number} is {proposal.status}: its dry run failed, so it can never be approved."
     return Reply(payload, warnings=[note], incident_id=incident_id, proposal_id=proposal.id)
+
+
+Moment = Annotated[datetime | None, Field(description="an ISO 8601 time with its zone, e.g. 2026-01-22T04:10:00Z")]
+Tables = Annotated[list[str], Field(description="only these tables, e.g. ['products']; empty: every table")]
+
+
+@tool()
+def rewind_journal_log(agent: Agent, since: Moment = None, until: Moment = None, tables: Tables = []) -> Reply:  # noqa: B006
+    """The change journal's transactions (read from production's WAL, synced first): each one's xid, commit time,
+    and per table its inserts, updates and deletes, as `rewind journal log --json`. Use it to find the transactions a
+    bad script made, then rewind_undo_plan them."""
+    name = agent.services.jobs.journal.journal_name()
+    sync_journal(agent.services.store, agent.services.settings.all_targets(), name)
+    log = journal_log(agent.services.store, name, since=since, until=until, tables=tables)
+    return Reply({"journal": name, **log.model_dump(mode="json")})
+
+
+@tool(whole=("sql",))
+def rewind_undo_plan(
+    agent: Agent,
+    xids: Annotated[list[int], Field(description="transaction ids as rewind_journal_log lists them")] = [],  # noqa: B006
+    since: Moment = None,
+    until: Moment = None,
+    tables: Tables = [],  # noqa: B006
+) -> Reply:
+    """Plan the inverse of chosen transactions from the change journal (by xid, or every transaction that committed
+    between since and until): one SQL script that re-inserts what they deleted, sets back what they updated and
+    deletes what they inserted, each statement guarded by the value they left, with the rows it expects per table and
+    the conflicts (rows changed since, left as they are). Writes nothing; pass the SQL to rewind_propose."""
+    if not xids and not (since and until):
+        raise UsageError("Give xids (from rewind_journal_log), or both since and until.")
+    name = agent.services.jobs.journal.journal_name()
+    settings = agent.services.settings
+    sync_journal(agent.services.store, settings.all_targets(), name)
+    undo = plan_journal_undo(
+        agent.services.store,
+        settings.all_targets(),
+        name,
+        xids=xids,
+        since=since,
+        until=until,
+        tables=tables,
+        command="rewind mcp: rewind_undo_plan",
+    )
+    plan = undo.plan.plan
+    payload = {
+        **undo.result.model_dump(mode="json"),
+        "target": agent.services.jobs.targets.live().name,
+        "sql_sha256": None if plan.empty else sql_sha256(plan.sql),
+        "sql": None if plan.empty else plan.sql,
+    }
+    warnings = (
+        [f"{len(undo.result.conflicts)} row(s) changed since: left as they are."] if undo.result.conflicts else []
+    )
+    return Reply(payload, warnings=warnings)
 
 
 __all__ = ["AGENT_ID", "AGENT_NAME", "TOOLS", "Agent", "Reply", "ToolSpec", "tool"]

@@ -27,6 +27,8 @@ EXPECTED_TOOLS = {
     "rewind_gap",
     "rewind_plan",
     "rewind_propose",
+    "rewind_journal_log",
+    "rewind_undo_plan",
 }
 
 
