@@ -173,7 +173,10 @@ def proposal_message(p: ProposalView) -> tuple[str, list[Block]]:
             }
         )
     elif p.result:
-        outcome = p.result.get("error") or f"{p.result.get('rows_affected', 0):,} rows"
+        if "exit_code" in p.result:
+            outcome = f"the command exited with code {p.result['exit_code']}"
+        else:
+            outcome = p.result.get("error") or f"{p.result.get('rows_affected') or 0:,} rows"
         blocks.append(context(f"{p.status}: {mask_dsn(str(outcome))}"))
     text = f"{icon} {title}: {p.summary} (sha256 {p.short_hash}, approvals {len(p.approvers)}/{p.approvals_required})"
     return text, blocks

@@ -172,9 +172,11 @@ def execution_text(view: ProposalView) -> str:
     approvers = ", ".join(f"<@{u}>" for u in view.approvers) or "nobody"
     if view.kind == COMMAND and "exit_code" in result:
         icon = ":white_check_mark:" if result["exit_code"] == 0 else ":x:"
+        seen = result.get("journal_xids") or []
+        journal = f" The journal saw transactions {', '.join(map(str, seen))} commit while it ran." if seen else ""
         return (
             f"{icon} Proposal #{view.number}: the command ran once against {view.target} and exited with code "
-            f"{result['exit_code']} in {result.get('seconds', 0):.2f}s, approved by {approvers}."
+            f"{result['exit_code']} in {result.get('seconds', 0):.2f}s, approved by {approvers}.{journal}"
         )
     if view.status == "executed":
         counts = ", ".join(str(c) for c in result.get("counts", []))

@@ -137,6 +137,7 @@ def wait_and_run(
     deadline: datetime,
     say: Callable[[str], None],
     run: Callable[[Sequence[str]], int] | None = None,
+    journaled: Callable[[datetime, datetime], list[int]] | None = None,
 ) -> ScriptOutcome:
     """Wait for the decision; when approved, claim the run, check the script's hash again, run it once."""
     shown = -1
@@ -160,8 +161,11 @@ def wait_and_run(
         return ScriptOutcome(done, None, error)
     started = ctx.clock()
     exit_code = (run or _run)(request.argv)
-    seconds = (ctx.clock() - started).total_seconds()
-    how = f"(exit code {exit_code})"
+    finished = ctx.clock()
+    seconds = (finished - started).total_seconds()
+    xids = journaled(started, finished) if journaled else []
+    seen = f"; the journal saw transactions {', '.join(map(str, xids))} commit while it ran" if xids else ""
+    how = f"(exit code {exit_code}{seen})"
     done = finish(
         ctx,
         proposal_id,
@@ -170,7 +174,7 @@ def wait_and_run(
         seconds=round(seconds, 3),
         error=None if exit_code == 0 else f"the command exited with code {exit_code}",
         how=how,
-        result_extra={"exit_code": exit_code},
+        result_extra={"exit_code": exit_code, "journal_xids": xids},
     )
     return ScriptOutcome(done, exit_code, how)
 

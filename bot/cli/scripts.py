@@ -5,15 +5,18 @@ import getpass
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.approvals.scripts import ScriptOutcome, ScriptRequest, incident_channel, request_run, wait_and_run
 from bot.config import Settings
+from bot.journal.service import journal_log, journals_of, sync_journal
 from bot.services import Services
 from bot.store import open_store
 from bot.store.models import ProposalStatus
+from restore.errors import RewindError
 from restore.fence import Hit
 
+CLOCK_SLACK = timedelta(seconds=1)  # this machine's clock against the database server's commit times
 NOT_RUN = 3  # the exit code of a command that was refused, as `rewind exec` refuses one
 
 
@@ -45,12 +48,35 @@ def _ask_and_run(services: Services, argv: Sequence[str], hits: Sequence[Hit]) -
         f"Asked for approval as proposal #{proposal.number} (sha256 {proposal.short_hash}) in the incident channel; "
         f"waiting up to {int(wait.total_seconds())} s for {proposal.approvals_required} approvals."
     )
-    outcome = wait_and_run(approvals, request, proposal.id, deadline=approvals.clock() + wait, say=say)
+    outcome = wait_and_run(
+        approvals,
+        request,
+        proposal.id,
+        deadline=approvals.clock() + wait,
+        say=say,
+        journaled=lambda started, finished: _journaled(services, request.target, started, finished),
+    )
     _tell_the_channel(services, outcome)
     if outcome.exit_code is None:
         say(f"Not run: {outcome.reason}.")
         return NOT_RUN
     return outcome.exit_code
+
+
+def _journaled(services: Services, target: str, started: datetime, finished: datetime) -> list[int]:
+    """Transactions a journal on the target saw commit while the command ran (synced first). Time is all the WAL
+    says of who ran them: on a busy database, others' transactions in that window are listed too."""
+    xids: list[int] = []
+    targets = services.settings.all_targets()
+    for name in journals_of(services.store, target):
+        try:
+            sync_journal(services.store, targets, name)
+            window = journal_log(services.store, name, since=started - CLOCK_SLACK, until=finished + CLOCK_SLACK)
+        except RewindError as exc:
+            say(f"journal {name} could not be read: {exc}")
+            continue
+        xids += [t.xid for t in window.transactions]
+    return xids
 
 
 def _tell_the_channel(services: Services, outcome: ScriptOutcome) -> None:

@@ -60,6 +60,13 @@ def journal_names(store: Store) -> list[str]:
         return list(session.scalars(select(Journal.name).where(Journal.stopped_at.is_(None)).order_by(Journal.name)))
 
 
+def journals_of(store: Store, target: str) -> list[str]:
+    """The running journals that record `target` (a configured target's name)."""
+    with store.transaction() as session:
+        running = select(Journal.name).where(Journal.target == target, Journal.stopped_at.is_(None))
+        return list(session.scalars(running.order_by(Journal.name)))
+
+
 def target_dsn(journal: Journal, targets: Mapping[str, Target]) -> str:
     if journal.target in targets:
         return targets[journal.target].dsn

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from tests.bot.approvals.test_approvals import SETUP, url_with_password
+from tests.journal_cluster import journal_name, logical_pg, source_dsn
 from tests.pg import PgServer
 from tests.restore.guard_corpus import SETUP_SQL
 
@@ -24,3 +25,6 @@ def dbs(pg: PgServer) -> Iterator[dict[str, str]]:
     finally:
         for name in names.values():
             pg.drop_database(name)
+
+
+__all__ = ["dbs", "journal_name", "logical_pg", "source_dsn"]

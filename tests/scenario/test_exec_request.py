@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from bot.journal.service import journal_log, start_journal
 from bot.localslack.standin import LocalSlack
 from bot.store import Store
 from bot.store.models import Entry, Proposal
+from tests.bot.journal.helpers import SCHEMA, run, targets_for
 from tests.rewind_app import BOT_TOKEN, Rewind, eventually, running_rewind
 from tests.scenario.test_restore import CAROL, DAVE, proposal_message, react, targets
 from tests.slack_driver import DEFAULT_CHANNEL, DEFAULT_USER, reaction_removed
@@ -39,12 +41,20 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     store.dispose()
 
 
-def ask(rewind: Rewind, dbs: dict[str, str], cwd: Path, wait_s: int = 60) -> subprocess.Popen[str]:
-    (cwd / "fix.py").write_text(SCRIPT)
+def ask(
+    rewind: Rewind,
+    dbs: dict[str, str],
+    cwd: Path,
+    wait_s: int = 60,
+    *,
+    targets_json: dict[str, Any] | None = None,
+    script: str = SCRIPT,
+) -> subprocess.Popen[str]:
+    (cwd / "fix.py").write_text(script)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWIND_", "PG", "DATABASE"))}
     env.update(
         DATABASE_URL=dbs["prod"],
-        REWIND_TARGETS=json.dumps(targets(dbs)),
+        REWIND_TARGETS=json.dumps(targets_json or targets(dbs)),
         REWIND_DATABASE_URL=rewind.services.store.url,
         REWIND_SLACK_API_URL=rewind.slack.url,
         REWIND_STATE_DIR=str(cwd / "state"),
@@ -139,3 +149,34 @@ def test_an_edited_script_is_refused(rewind: Rewind, slack: LocalSlack, dbs: dic
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 3 and "the script changed after it was proposed" in err
     assert runs_of(tmp_path) == 0 and stored(rewind, 1).status == "failed"
+
+
+WRITER = """import os, psycopg, sys
+with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+    conn.execute("INSERT INTO customers VALUES (7, 'from the script', NULL)")
+with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+    conn.execute("UPDATE customers SET note = 'touched' WHERE id = 7")
+"""
+
+
+def test_a_journal_on_the_target_records_what_the_script_did(
+    slack: LocalSlack, sqlite_store: Store, source_dsn: str, tmp_path: Path
+) -> None:
+    run(source_dsn, SCHEMA)
+    targets = {"prod": {"dsn": source_dsn, "role": "production"}}
+    start_journal(sqlite_store, targets_for(source_dsn), "prod")
+    with running_rewind(slack, sqlite_store, targets=targets) as rewind:
+        rewind.declare_here()
+        dbs = {"prod": source_dsn}
+        process = ask(rewind, dbs, tmp_path, targets_json=targets, script=WRITER)
+        message = proposal_message(slack, timeout=30)
+        react(rewind, "white_check_mark", message["ts"], CAROL)
+        react(rewind, "white_check_mark", message["ts"], DAVE)
+        _out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        journal = journal_log(sqlite_store, "prod").transactions
+        assert [sorted(t.tables) for t in journal] == [["public.customers"], ["public.customers"]]
+        said = eventually(lambda: [t for t in thread_texts(slack, message["ts"]) if "exited with code 0" in t])
+        assert f"transactions {journal[0].xid}, {journal[1].xid}" in said[0]
+        assert any(str(journal[1].xid) in e.text for e in rewind.entries())
+        rewind.services.jobs.shutdown()
