@@ -13,6 +13,7 @@ from bot.grammar import journal as grammar
 from bot.journal.service import WalAlert
 from bot.services import Services
 from handlers.blocks import Reply
+from restore.query import human_size
 
 Handler = Callable[[Services, WebClient, Any, Any], Reply]
 
@@ -57,14 +58,8 @@ def wal_warning(alert: WalAlert) -> str:
             "are no longer recorded. Start it again with `rewind journal start`, then check what was missed."
         )
     return (
-        f":rotating_light: Journal *{alert.journal}* keeps {_size(alert.retained_wal_bytes)} of WAL on production "
-        f"(limit {_size(alert.limit_bytes)}): production's disk fills until it is read. Is `rewind run` syncing it? "
-        "`rewind journal sync` reads it now; `rewind journal stop` drops the slot if the journal is no longer wanted."
+        f":rotating_light: Journal *{alert.journal}* keeps {human_size(alert.retained_wal_bytes)} of WAL on "
+        f"production (limit {human_size(alert.limit_bytes)}): production's disk fills until it is read. Is "
+        "`rewind run` syncing it? `rewind journal sync` reads it now; `rewind journal stop` drops the slot if the "
+        "journal is no longer wanted."
     )
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"

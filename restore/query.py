@@ -63,7 +63,7 @@ class QueryResult(BaseModel):
         notes: list[str] = []
         if self.byte_capped:
             notes.append(
-                f"Stopped after {self.row_count:,} row(s): the next would pass the {_size(self.max_bytes)} cap "
+                f"Stopped after {self.row_count:,} row(s): the next would pass the {human_size(self.max_bytes)} cap "
                 "on a result. Select fewer or narrower columns."
             )
         elif self.truncated:
@@ -73,13 +73,13 @@ class QueryResult(BaseModel):
             largest = max(cut.original_bytes for cut in self.cut_values)
             notes.append(
                 f"{len(self.cut_values):,} value(s) in {', '.join(columns)} were cut to their first "
-                f"{self.max_value_chars:,} characters (the largest was {_size(largest)}). "
+                f"{self.max_value_chars:,} characters (the largest was {human_size(largest)}). "
                 "Select left(column, N) or length(column) to look at them."
             )
         return notes
 
 
-def _size(count: int) -> str:
+def human_size(count: int) -> str:
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if count >= scale:
             return f"{count / scale:.1f} {unit}"

@@ -22,6 +22,7 @@ from bot.scribe.timeline import TimelineService
 from bot.store.models import EntryKind, EntrySource
 from bot.store.session import Store
 from restore.errors import RewindError
+from restore.query import human_size
 
 RECENT_TRANSACTIONS = 10
 LOG_LINES = 40
@@ -104,7 +105,7 @@ class JournalWork:
         lines = [
             f"{'running' if status.running else 'stopped'}; {status.transactions:,} transactions, "
             f"{status.changes:,} row changes stored",
-            f"retained WAL on production: {_size(slot.retained_wal_bytes) if slot and slot.exists else 'no slot'}",
+            f"retained WAL on production: {human_size(slot.retained_wal_bytes) if slot and slot.exists else 'no slot'}",
             f"last sync: {status.last_sync_at:%Y-%m-%d %H:%M:%S} UTC" if status.last_sync_at else "never synced",
             "recent transactions:" if recent else "no transactions yet",
             *(_transaction_line(t) for t in recent),
@@ -223,10 +224,3 @@ def _undo_lines(result: UndoResult) -> list[str]:
     if len(result.conflicts) > 10:
         lines.append(f"… {len(result.conflicts) - 10} more conflicts")
     return [*lines, *result.notes]
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"

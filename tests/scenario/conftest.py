@@ -1,14 +1,25 @@
 """Fixtures the end-to-end scenarios share."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from bot.store import Store, upgrade
 from tests.bot.approvals.test_approvals import SETUP, url_with_password
 from tests.journal_cluster import journal_name, logical_pg, source_dsn
 from tests.pg import PgServer
 from tests.restore.guard_corpus import SETUP_SQL
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated store in a file, shared with the processes a scenario starts (`rewind exec`, `rewind mcp`)."""
+    store = Store(f"sqlite:///{tmp_path / 'rewind.db'}")
+    upgrade(store)
+    yield store
+    store.dispose()
 
 
 @pytest.fixture
@@ -27,4 +38,4 @@ def dbs(pg: PgServer) -> Iterator[dict[str, str]]:
             pg.drop_database(name)
 
 
-__all__ = ["dbs", "journal_name", "logical_pg", "source_dsn"]
+__all__ = ["dbs", "journal_name", "logical_pg", "source_dsn", "sqlite_store"]

@@ -53,16 +53,6 @@ def rewind(slack: LocalSlack, sqlite_store: Store, pg: PgServer, databases: dict
         running.services.jobs.shutdown()
 
 
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    from bot.store import upgrade
-
-    store = Store(f"sqlite:///{tmp_path / 'rewind.db'}")
-    upgrade(store)
-    yield store
-    store.dispose()
-
-
 def finished(slack: LocalSlack, title: str) -> str:
     return eventually(
         lambda: next(

@@ -31,16 +31,6 @@ def rewind(slack: LocalSlack, sqlite_store: Store, dbs: dict[str, str]) -> Itera
         running.services.jobs.shutdown()
 
 
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    from bot.store import upgrade
-
-    store = Store(f"sqlite:///{tmp_path / 'rewind.db'}")
-    upgrade(store)
-    yield store
-    store.dispose()
-
-
 def ask(
     rewind: Rewind,
     dbs: dict[str, str],

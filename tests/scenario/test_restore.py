@@ -23,16 +23,6 @@ from tests.slack_driver import DEFAULT_CHANNEL, DEFAULT_USER, reaction_added, re
 BOB, CAROL, DAVE = "U0BOB", "U0CAROL", "U0DAVE"
 
 
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    from bot.store import upgrade
-
-    store = Store(f"sqlite:///{tmp_path / 'rewind.db'}")
-    upgrade(store)
-    yield store
-    store.dispose()
-
-
 def targets(dsns: dict[str, str]) -> dict[str, Any]:
     return {
         "prod": {"dsn": dsns["prod"], "role": "production"},
