@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.grammar.slacktext import unescape
 from bot.grammar.times import slack_ts_to_datetime
 from bot.scribe.names import name_from_profile
 
@@ -115,9 +116,10 @@ class ChannelInfo(SlackModel):
 
     @property
     def title(self) -> str:
+        """The incident's title: the purpose, else the topic (as people typed them), else the channel's name."""
         for text in (self.purpose, self.topic):
             if text is not None and text.value.strip():
-                return text.value.strip()
+                return unescape(text.value.strip())
         return self.name
 
 

@@ -16,6 +16,8 @@ from bot.cli import main
 from bot.config import Settings
 from bot.importing.export import MalformedExportError, read_slack_export
 from bot.importing.rules import HistoryImporter, ImportResult
+from bot.postmortem.build import build_postmortem, find_incident_id
+from bot.postmortem.render import render_markdown
 from bot.scribe.incidents import IncidentService
 from bot.scribe.timeline import MessageRef, TimelineService
 from bot.store import Store
@@ -254,3 +256,17 @@ def test_an_export_from_before_receipts_names_the_bot_with_an_option(
     assert not any("Noted:" in text for text in texts)  # its pinned reply is not an entry
     # Without a receipt nothing says the bot confirmed the typed `/inc note reinsert done`: it is applied.
     assert texts.count("reinsert done") == 1
+
+
+def test_slack_escapes_in_an_export_are_undone_in_the_title_and_the_post_mortem(store: Store, tmp_path: Path) -> None:
+    channels = (FIXTURE / "channels.json").read_text()
+    channels = channels.replace("Prices deleted by the consolidation script", "Prices &amp; fees deleted")
+    day1 = (FIXTURE / DAY1).read_text()
+    day1 = day1.replace('"prices are gone for customer 42"', '"prices &amp; fees are gone for customer &lt;42&gt;"')
+    run_import(store, make_export(tmp_path, {"channels.json": channels, DAY1: day1}))
+    with store.transaction() as session:
+        assert session.scalars(select(Incident.title)).all() == ["Prices & fees deleted"]
+    incident_id = find_incident_id(store, CHANNEL)
+    document = render_markdown(build_postmortem(store, incident_id, names={}))
+    assert document.startswith("# Post-mortem: Prices & fees deleted")
+    assert "prices & fees are gone for customer <42>" in document and "&amp;" not in document
