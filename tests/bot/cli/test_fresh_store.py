@@ -62,3 +62,43 @@ def test_a_store_a_newer_rewind_migrated_is_refused_in_one_line(tmp_path: Path, 
     assert "9999_from_the_future" in done.stderr and "newer Rewind" in done.stderr
     with sqlite3.connect(tmp_path / "rewind.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999_from_the_future",)]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("journal", "status"), "no journal"),
+        (("journal", "log"), "no journal"),
+        (("journal", "prune", "--older-than", "7d"), "no journal"),
+        (("undo", "--journal", "prod", "--xid", "1", "--out", "undo.sql"), "prod"),
+    ],
+    ids=["journal status", "journal log", "journal prune", "undo"],
+)
+def test_journal_commands_on_an_empty_directory_say_what_to_do(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    done = rewind(tmp_path, *args)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and says in done.stderr.lower() and "Traceback" not in done.stderr
+    assert (tmp_path / "rewind.db").exists()
+
+
+def test_exec_request_on_an_empty_directory_says_where_to_ask(tmp_path: Path) -> None:
+    targets = '{"prod": {"dsn": "postgresql://postgres@127.0.0.1:1/prod", "role": "production"}}'
+    done = rewind(
+        tmp_path,
+        "exec",
+        "--request",
+        "--",
+        "true",
+        REWIND_TARGETS=targets,
+        DATABASE_URL="postgresql://postgres@127.0.0.1:1/prod",
+    )
+    assert done.returncode == 1 and "no open incident to ask in" in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "rewind.db").exists()
+
+
+def test_mcp_on_an_empty_directory_brings_the_store_up_and_ends_with_its_input(tmp_path: Path) -> None:
+    done = rewind(tmp_path, "mcp")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and (tmp_path / "rewind.db").exists()
