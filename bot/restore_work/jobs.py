@@ -8,14 +8,17 @@ too; which databases are compared is `targets.py`'s rule; proposals, their execu
 `proposals.py`'s.
 """
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bot.approvals.service import ProposalService
 from bot.approvals.views import ProposalView
 from bot.config import Settings
+from bot.journal.service import JournalCoverage, journal_coverage, journals_of, sync_journal
 from bot.restore_work import reads
 from bot.restore_work.background import Background, Progress
 from bot.restore_work.journal_work import JournalWork
@@ -33,6 +36,8 @@ from restore.query import run_read_only
 from restore.replica import Replica
 from restore.targets import Target, TargetRole, mask_dsn, require_role
 from restore.verify import verify_backup, verify_dump
+
+log = logging.getLogger("rewind.restore")
 
 CSV_MAX_ROWS = 10_000
 MAX_GAP_FLAGS = 25  # one yellow flag per row up to this; one more flag sums up the rest
@@ -268,8 +273,31 @@ class RestoreJobs:
                 else ""
             )
         )
+        covered = self._journal_coverage(sides, result.backup_time, [(row.table, row.key) for row in rows])
+        if covered:
+            figures["journal_restorable"] = len(covered.restorable)
+            xids = sorted({row.xid for row in covered.restorable})
+            summary += (
+                f"\njournal {covered.journal} can restore {len(covered.restorable):,} of them"
+                + (f": undo transactions {', '.join(map(str, xids[:10]))}" if xids else "")
+                + ("" if covered.covers_backup_time else " (it started after the backup, so it may miss some)")
+            )
         self._record(channel, user, f"Gap for the deleted {table}: {len(rows):,} rows postdate the backup", figures)
         progress.done(summary)
+
+    def _journal_coverage(
+        self, sides: Sides, backup_time: datetime | None, rows: list[tuple[str, Sequence[Any]]]
+    ) -> JournalCoverage | None:
+        """Which of the rows the backup cannot give back a journal on live can: it holds their values before."""
+        names = journals_of(self.store, sides.live.name)
+        if not rows or backup_time is None or not names:
+            return None
+        try:
+            sync_journal(self.store, self.settings.all_targets(), names[0])
+            return journal_coverage(self.store, names[0], backup_time, rows)
+        except RewindError as exc:
+            log.warning("journal %s: coverage not read: %s", names[0], mask_dsn(str(exc)))
+            return None
 
     def _plan(
         self,
