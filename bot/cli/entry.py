@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from bot.cli.importing import register as register_import
 from bot.cli.mcp import register as register_mcp
 from bot.cli.postmortem import register as register_postmortem
-from bot.cli.scripts import request_handler
 from bot.config import ConfigError, Settings, load_settings
 from bot.journal.cli import register as register_journal
 from bot.manifest import SLASH_COMMAND, with_slash_command
 from restore.cli import register as register_restore
 from restore.errors import RewindError
+from restore.fence import Hit
 from restore.targets import Target, mask_dsn
 
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="apply the store's migrations").set_defaults(func=cmd_db_upgrade)
 
-    register_restore(sub, _targets, request=request_handler(load_settings))
+    register_restore(sub, _targets, request=_request_approval)
     register_import(sub, load_settings)
     register_postmortem(sub, load_settings)
     register_mcp(sub, load_settings)
@@ -63,6 +63,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     configure_logging(quiet=True)
     return run_demo(sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
+
+
+def _request_approval(argv: list[str], hits: list[Hit]) -> int:
+    """`rewind exec --request`: loaded only when it runs, since it needs the store and Slack."""
+    from bot.cli.scripts import request_and_run
+
+    return request_and_run(load_settings(), argv, hits)
 
 
 def _slash_command() -> str:

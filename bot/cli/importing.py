@@ -10,10 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.config import Settings
-from bot.importing.export import read_slack_export
-from bot.importing.receipts import BotIdentity
-from bot.importing.rules import HistoryImporter
-from bot.store import open_store
 
 SettingsLoader = Callable[[], Settings]
 
@@ -39,6 +35,11 @@ def register(
 
 
 def run_slack_export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.importing.export import read_slack_export
+    from bot.importing.receipts import BotIdentity
+    from bot.importing.rules import HistoryImporter
+    from bot.store import open_store
+
     history = read_slack_export(args.export, args.channel)
     store = open_store(settings.database_url)
     try:

@@ -8,17 +8,17 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.errors import UsageError
 from bot.manifest import with_slash_command
-from bot.postmortem.build import build_postmortem, find_incident_id
-from bot.postmortem.model import PostMortem
-from bot.postmortem.picture import render_png, render_svg
-from bot.postmortem.render import RENDERERS
-from bot.store import open_store
+
+if TYPE_CHECKING:
+    from bot.postmortem.model import PostMortem
 
 SettingsLoader = Callable[[], Settings]
+FORMATS = ("html", "json", "md")  # bot.postmortem.render.RENDERERS, named here so `rewind --help` loads no store
 
 
 def register(
@@ -28,13 +28,17 @@ def register(
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--incident", type=int, metavar="ID", help="incident number")
     which.add_argument("--channel", metavar="NAME", help="incident channel name (#inc-…) or id")
-    parser.add_argument("--format", choices=sorted(RENDERERS), default="md", help="output format (default md)")
+    parser.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write here instead of standard output")
     parser.add_argument("--picture", type=Path, metavar="FILE", help="also write the timeline chart (.svg or .png)")
     parser.set_defaults(func=lambda args: run(args, settings_loader()))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.postmortem.build import build_postmortem, find_incident_id
+    from bot.postmortem.render import RENDERERS
+    from bot.store import open_store
+
     store = open_store(settings.database_url)
     try:
         incident_id = args.incident if args.incident is not None else find_incident_id(store, args.channel)
@@ -52,7 +56,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def write_picture(pm: PostMortem, path: Path) -> None:
+def write_picture(pm: "PostMortem", path: Path) -> None:
+    from bot.postmortem.picture import render_png, render_svg
+
     svg = render_svg(pm)
     if path.suffix.lower() != ".png":
         path.write_text(svg, encoding="utf-8")

@@ -4,7 +4,7 @@ channel, wait for the approvals a SQL proposal needs, then run the command once 
 import getpass
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot.approvals.scripts import ScriptOutcome, ScriptRequest, incident_channel, request_run, wait_and_run
@@ -18,10 +18,6 @@ from restore.fence import Hit
 
 CLOCK_SLACK = timedelta(seconds=1)  # this machine's clock against the database server's commit times
 NOT_RUN = 3  # the exit code of a command that was refused, as `rewind exec` refuses one
-
-
-def request_handler(settings_loader: Callable[[], Settings]) -> Callable[[list[str], list[Hit]], int]:
-    return lambda argv, hits: request_and_run(settings_loader(), argv, hits)
 
 
 def request_and_run(settings: Settings, argv: Sequence[str], hits: Sequence[Hit]) -> int:

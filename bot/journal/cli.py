@@ -6,13 +6,14 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, load_settings
 from bot.errors import UsageError
-from bot.journal import service
-from bot.journal.undo import plan_journal_undo
-from bot.store import Store, open_store
 from restore.targets import Target
+
+if TYPE_CHECKING:  # the store and the journal load SQLAlchemy: only the command that runs pays for it
+    from bot.store import Store
 
 SettingsLoader = Callable[[], Settings]
 
@@ -77,11 +78,13 @@ def register(
     undo.set_defaults(func=lambda a: _run(a, settings_loader, _undo))
 
 
-Handler = Callable[[argparse.Namespace, Store, dict[str, Target]], int]
+Handler = Callable[[argparse.Namespace, "Store", dict[str, Target]], int]
 
 
 def _run(args: argparse.Namespace, settings_loader: SettingsLoader, handler: Handler) -> int:
     settings = settings_loader()
+    from bot.store import open_store
+
     store = open_store(settings.database_url)
     try:
         return handler(args, store, settings.all_targets())
@@ -110,7 +113,9 @@ def _print(args: argparse.Namespace, model: object, lines: list[str]) -> int:
     return 0
 
 
-def _start(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _start(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
+    from bot.journal import service
+
     r = service.start_journal(
         store, targets, args.target, name=args.name, tables=args.table,
         set_replica_identity_full=args.set_replica_identity_full,
@@ -124,7 +129,9 @@ def _start(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -
     return _print(args, r, lines)
 
 
-def _sync(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _sync(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
+    from bot.journal import service
+
     r = service.sync_journal(store, targets, args.name)
     if not r.synced:
         return _print(args, r, [f"journal {r.journal} is being synced by {r.claimed_by}; nothing done"])
@@ -142,7 +149,9 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def _status(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _status(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
+    from bot.journal import service
+
     r = service.journal_status(store, targets, args.name)
     lines = [f"journal {r.journal} on {r.target}: {'running' if r.running else 'stopped'}"]
     if r.slot is not None and r.slot.exists:
@@ -159,18 +168,24 @@ def _status(args: argparse.Namespace, store: Store, targets: dict[str, Target]) 
     return _print(args, r, lines)
 
 
-def _stop(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _stop(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
+    from bot.journal import service
+
     r = service.stop_journal(store, targets, args.name)
     what = "slot and publication dropped" if r.slot_dropped else "no slot was left; publication dropped"
     return _print(args, r, [f"journal {r.journal} stopped: {what}"])
 
 
-def _prune(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _prune(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
+    from bot.journal import service
+
     r = service.prune_journal(store, args.name, service.parse_age(args.older_than))
     return _print(args, r, [f"journal {r.journal}: pruned {r.transactions} transactions, {r.changes} changes"])
 
 
-def _log(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _log(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
+    from bot.journal import service
+
     r = service.journal_log(
         store, args.name, since=parse_time(args.since), until=parse_time(args.until), tables=args.table
     )
@@ -183,7 +198,9 @@ def _log(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> 
     return _print(args, r, lines or ["no transactions"])
 
 
-def _row(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _row(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
+    from bot.journal import service
+
     r = service.row_history(store, args.name, args.table, args.key)
     lines = [f"{r.table} {r.key}: {len(r.versions)} versions"]
     for v in r.versions:
@@ -191,9 +208,11 @@ def _row(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> 
     return _print(args, r, lines)
 
 
-def _undo(args: argparse.Namespace, store: Store, targets: dict[str, Target]) -> int:
+def _undo(args: argparse.Namespace, store: "Store", targets: dict[str, Target]) -> int:
     if not args.xid and not (args.since and args.until):
         raise UsageError("Choose what to undo: --xid X [--xid Y ...], or --since T --until T [--table T ...].")
+    from bot.journal.undo import plan_journal_undo
+
     undo = plan_journal_undo(
         store, targets, args.journal, xids=args.xid, since=parse_time(args.since), until=parse_time(args.until),
         tables=args.table, live=args.live, command=shlex.join(["rewind", *sys.argv[1:]]),
