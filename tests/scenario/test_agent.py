@@ -131,7 +131,8 @@ async def agent_session(parameters: StdioServerParameters, log: Path, shop: dict
             await session.initialize()
             listed = await session.list_tools()
             names = {t.name for t in listed.tools}
-            assert names == {f"rewind_{n}" for n in ("targets", "query", "diff", "deps", "gap", "plan", "propose")}
+            tools = ("targets", "query", "diff", "deps", "gap", "plan", "propose", "journal_log", "undo_plan")
+            assert names == {f"rewind_{n}" for n in tools}
             assert all(t.input_schema["type"] == "object" and t.description for t in listed.tools)
 
             found = answer(await session.call_tool("rewind_targets", {}))
