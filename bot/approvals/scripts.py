@@ -136,7 +136,6 @@ def wait_and_run(
     *,
     deadline: datetime,
     say: Callable[[str], None],
-    run: Callable[[Sequence[str]], int] | None = None,
     journaled: Callable[[datetime, datetime], list[int]] | None = None,
 ) -> ScriptOutcome:
     """Wait for the decision; when approved, claim the run, check the script's hash again, run it once."""
@@ -148,7 +147,10 @@ def wait_and_run(
         if proposal.status in SETTLED:
             return ScriptOutcome(proposal, None, f"proposal #{proposal.number} was {proposal.status}")
         if ctx.clock() >= deadline:
-            return ScriptOutcome(_expire(ctx, proposal_id), None, "no decision before the timeout", timed_out=True)
+            proposal = _expire(ctx, proposal_id)
+            if proposal.status == ProposalStatus.APPROVED:  # the last approval came in as time ran out
+                break
+            return ScriptOutcome(proposal, None, "no decision before the timeout", timed_out=True)
         if len(proposal.approvers) != shown:
             shown = len(proposal.approvers)
             say(f"waiting for approvals: {shown}/{proposal.approvals_required}")
@@ -160,7 +162,10 @@ def wait_and_run(
         done = finish(ctx, proposal_id, ok=False, started=ctx.clock(), error=error)
         return ScriptOutcome(done, None, error)
     started = ctx.clock()
-    exit_code = (run or _run)(request.argv)
+    try:
+        exit_code = _run(request.argv)
+    except UsageError as exc:  # claimed but not started: record that, so it never looks half-run
+        return ScriptOutcome(finish(ctx, proposal_id, ok=False, started=started, error=str(exc)), None, str(exc))
     finished = ctx.clock()
     seconds = (finished - started).total_seconds()
     xids = journaled(started, finished) if journaled else []
