@@ -37,21 +37,50 @@ def propose(
     target = ctx.target(target_name)
     with ctx.store.transaction() as session:
         require_incident(session, channel_id)  # before touching the target
+    return record(
+        ctx,
+        channel_id,
+        target,
+        sql_text,
+        proposer_id,
+        proposer_name=proposer_name,
+        kind=kind,
+        summary=summary,
+        plan=plan,
+        dry=dry_run(ctx, target, sql_text),
+    )
+
+
+def record(
+    ctx: Context,
+    channel_id: str,
+    target: Target,
+    sql_text: str,
+    proposer_id: str,
+    *,
+    proposer_name: str | None,
+    kind: str,
+    summary: str | None,
+    plan: dict[str, Any] | None,
+    dry: dict[str, Any],
+) -> Proposed:
+    """Record the proposal, bound to the hash of its exact text, with its dry run; a pending one in the incident is
+    superseded. A failed dry run is recorded as `failed` and supersedes nothing. A script run (`command`) supersedes
+    nothing and is superseded by nothing: it is no draft of the incident's SQL."""
     eligible = eligible_users(ctx.policy, ctx.group_members)
-    dry = dry_run(ctx, target, sql_text)
     now = ctx.clock()
     digest = sql_sha256(sql_text)
     with ctx.store.transaction() as session:
         incident = require_incident(session, channel_id, lock=True)
         superseded: list[Proposal] = []
-        if dry["ok"]:
+        if dry["ok"] and kind != COMMAND:
             superseded = list(
                 session.scalars(
                     select(Proposal)
                     .where(
                         Proposal.incident_id == incident.id,
                         Proposal.status.in_(PENDING),
-                        Proposal.kind != COMMAND,  # a script run waiting for approval is not a draft of this SQL
+                        Proposal.kind != COMMAND,
                     )
                     .with_for_update()
                 )

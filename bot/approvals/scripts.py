@@ -16,15 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.approvals.context import Context, timeline_entry
 from bot.approvals.execution import claim_execution, finish
-from bot.approvals.policy import eligible_users, sql_sha256
+from bot.approvals.policy import sql_sha256
+from bot.approvals.propose import record
 from bot.approvals.views import COMMAND, ProposalView, Proposed, get, view
 from bot.errors import UsageError
-from bot.scribe.incidents import require_incident
-from bot.store.models import EntryKind, EntrySource, Incident, IncidentStatus, Proposal, ProposalStatus
+from bot.store.models import EntryKind, Incident, IncidentStatus, Proposal, ProposalStatus
 from restore.fence import Hit, script_file, script_sha256
 
 POLL_S = 0.5
@@ -33,11 +33,12 @@ SETTLED = frozenset({ProposalStatus.REJECTED, ProposalStatus.EXPIRED, ProposalSt
 
 @dataclass(frozen=True)
 class ScriptRequest:
-    """What a person asks to run, as the approvers will read it; `text` is what the approvals are bound to."""
+    """What a person asks to run, as the approvers read it. `text()` is what the approvals are bound to; it hashes
+    the script file each time it is read, so a script edited since the request gives another text."""
 
     argv: tuple[str, ...]
     target: str
-    text: str
+    asked: tuple[str, ...]  # who asked from where, and which variable reaches which target
 
     @classmethod
     def of(cls, argv: Sequence[str], hits: Sequence[Hit], *, requester: str | None = None) -> "ScriptRequest":
@@ -48,15 +49,20 @@ class ScriptRequest:
                 f"A script run is approved for one production target; this command reaches {reached}. "
                 "Run it once per target, with --env naming the variable for that target."
             )
-        path, digest = script_file(argv), script_sha256(argv)
-        who = requester or getpass.getuser()
-        lines = [
-            f"$ {shlex.join(argv)}",
-            f"script: {path} sha256 {digest}" if path else "script: none named (the command line is what is approved)",
-            f"asked by {who} on {socket.gethostname()}",
+        asked = (
+            f"asked by {requester or getpass.getuser()} on {socket.gethostname()}",
             *(f"{hit.var} ({hit.dsn}) reaches production target {hit.target}" for hit in hits),
-        ]
-        return cls(tuple(argv), targets[0], "\n".join(lines))
+        )
+        return cls(tuple(argv), targets[0], asked)
+
+    def text(self) -> str:
+        path = script_file(self.argv)
+        script = (
+            f"script: {path} sha256 {script_sha256(self.argv)}"
+            if path
+            else "script: none named (the command line is what is approved)"
+        )
+        return "\n".join([f"$ {shlex.join(self.argv)}", script, *self.asked])
 
 
 @dataclass(frozen=True)
@@ -68,46 +74,19 @@ class ScriptOutcome:
 
 
 def request_run(ctx: Context, channel_id: str, request: ScriptRequest, requester_id: str) -> Proposed:
-    """Record the request as a `command` proposal; nothing it could supersede, no dry run (a command has none)."""
-    ctx.target(request.target)  # a configured production target, or a TargetError saying which exist
-    eligible = eligible_users(ctx.policy, ctx.group_members)
-    now = ctx.clock()
-    digest = sql_sha256(request.text)
-    with ctx.store.transaction() as session:
-        incident = require_incident(session, channel_id, lock=True)
-        number = (session.scalar(select(func.max(Proposal.number)).where(Proposal.incident_id == incident.id)) or 0) + 1
-        summary = f"run `{shlex.join(request.argv)[:70]}`"
-        proposal = Proposal(
-            incident_id=incident.id,
-            number=number,
-            kind=COMMAND,
-            summary=summary,
-            target=request.target,
-            sql_text=request.text,
-            sql_sha256=digest,
-            status=ProposalStatus.PROPOSED,
-            proposer_id=requester_id,
-            proposer_name=None,
-            approvals_required=ctx.policy.approvals_required,
-            eligible={"users": eligible},
-            dry_run={"ok": True, "kind": COMMAND},
-            plan=None,
-            channel_id=channel_id,
-            created_at=now,
-            remind_at=now + ctx.policy.ttl / 2,
-            expires_at=now + ctx.policy.ttl,
-        )
-        session.add(proposal)
-        session.flush()
-        text = f"Proposal #{number} on {request.target}: {summary} (sha256 {digest[:12]}), waiting for approval"
-        data = {"proposal": number, "sql_sha256": digest, "target": request.target, "status": proposal.status}
-        session.add(
-            timeline_entry(
-                incident, EntryKind.PROPOSAL, text, now, data, source=EntrySource.COMMAND, user_id=requester_id
-            )
-        )
-        session.flush()
-        return Proposed(view(session, proposal), [])
+    """Record the request as a `command` proposal: no dry run (a command has none), nothing superseded."""
+    return record(
+        ctx,
+        channel_id,
+        ctx.target(request.target),
+        request.text(),
+        requester_id,
+        proposer_name=None,
+        kind=COMMAND,
+        summary=f"run `{shlex.join(request.argv)[:70]}`",
+        plan=None,
+        dry={"ok": True, "kind": COMMAND},
+    )
 
 
 def incident_channel(ctx: Context, configured: str | None) -> str:
@@ -157,7 +136,7 @@ def wait_and_run(
         time.sleep(POLL_S)
     if not claim_execution(ctx, proposal_id):
         return ScriptOutcome(get(ctx.store, proposal_id), None, "another process claimed this run")
-    if sql_sha256(_with_current_script(request)) != proposal.sql_sha256:
+    if sql_sha256(request.text()) != proposal.sql_sha256:
         error = "the script changed after it was proposed; its approvals do not apply to the new text"
         done = finish(ctx, proposal_id, ok=False, started=ctx.clock(), error=error)
         return ScriptOutcome(done, None, error)
@@ -182,14 +161,6 @@ def wait_and_run(
         result_extra={"exit_code": exit_code, "journal_xids": xids},
     )
     return ScriptOutcome(done, exit_code, how)
-
-
-def _with_current_script(request: ScriptRequest) -> str:
-    """The request's text with the script's hash as it is now on disk."""
-    path, digest = script_file(request.argv), script_sha256(request.argv)
-    lines = request.text.split("\n")
-    lines[1] = f"script: {path} sha256 {digest}" if path else lines[1]
-    return "\n".join(lines)
 
 
 def _expire(ctx: Context, proposal_id: int) -> ProposalView:
