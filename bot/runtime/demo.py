@@ -57,7 +57,9 @@ before and after it ran. You are in the incident channel. Try, in order:
 def run_demo(stdin: TextIO, stdout: TextIO, *, interactive: bool) -> int:
     from bot.runtime.start import prepare, run_shell
 
-    say: Callable[[str], None] = lambda text: print(text, file=stdout, flush=True)  # noqa: E731
+    def say(text: str) -> None:
+        print(text, file=stdout, flush=True)
+
     with _stopped_on_sigterm(), demo_world(say) as (settings, damage):
         services = prepare(settings)
         try:
