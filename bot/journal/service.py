@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import case, delete, func, or_, select
 
-from bot.journal.store import StoreSink, claim, key_json, relation_columns, release, stored_change
+from bot.journal.store import StoreSink, chunk_of, claim, relation_columns, release
 from bot.store import Store
-from bot.store.journal_models import Journal, JournalChange, JournalTransaction
+from bot.store.journal_models import Journal, JournalChunk, JournalTransaction
 from bot.store.types import utcnow
 from restore.errors import RewindError
 from restore.journal import slot as slots
+from restore.journal.chunks import Change, Chunk, key_json, key_needles
 from restore.journal.pgoutput import lsn_text
 from restore.journal.sync import SyncStats, drain
 from restore.targets import Target, TargetRole, looks_like_dsn, mask_dsn, resolve_target
@@ -167,7 +168,7 @@ def sync_journal(
     *,
     owner: str | None = None,
     claim_for: timedelta = DEFAULT_CLAIM,
-    batch: int = 5000,
+    batch: int = 20000,
     peek_changes: int = 50000,
 ) -> SyncResult:
     """Drains the journal's slot into the store, once even when several processes call it at the same time."""
@@ -284,9 +285,9 @@ def prune_journal(store: Store, name: str | None, older_than: timedelta, now: da
         lsns = select(JournalTransaction.commit_lsn).where(
             JournalTransaction.journal_id == journal.id, JournalTransaction.commit_time < cutoff
         )
-        changes = session.execute(
-            delete(JournalChange).where(JournalChange.journal_id == journal.id, JournalChange.commit_time < cutoff)
-        ).rowcount
+        old_chunks = (JournalChunk.journal_id == journal.id, JournalChunk.commit_time < cutoff)
+        changes = session.scalar(select(func.coalesce(func.sum(JournalChunk.changes), 0)).where(*old_chunks))
+        session.execute(delete(JournalChunk).where(*old_chunks))
         txns = session.execute(
             delete(JournalTransaction).where(
                 JournalTransaction.journal_id == journal.id, JournalTransaction.commit_lsn.in_(lsns.scalar_subquery())
@@ -325,7 +326,7 @@ def _table_filter(session: Any, journal_id: int, tables: Sequence[str]) -> list[
     if not tables:
         return []
     known = set(
-        session.scalars(select(JournalChange.table_name).where(JournalChange.journal_id == journal_id).distinct())
+        session.scalars(select(JournalChunk.table_name).where(JournalChunk.journal_id == journal_id).distinct())
     )
     chosen = []
     for t in tables:
@@ -346,27 +347,29 @@ def journal_log(
     journal = get_journal(store, name)
     with store.transaction() as session:
         chosen = _table_filter(session, journal.id, tables)
-        query = select(JournalChange.commit_lsn, JournalChange.table_name, JournalChange.op, func.count()).where(
-            JournalChange.journal_id == journal.id
+        truncates = func.sum(case((JournalChunk.ops == "T", 1), else_=0))
+        sums = (func.sum(JournalChunk.inserts), func.sum(JournalChunk.updates), func.sum(JournalChunk.deletes))
+        query = select(JournalChunk.commit_lsn, JournalChunk.table_name, *sums, truncates).where(
+            JournalChunk.journal_id == journal.id
         )
         txq = select(JournalTransaction).where(JournalTransaction.journal_id == journal.id)
         if since:
-            query = query.where(JournalChange.commit_time >= since)
+            query = query.where(JournalChunk.commit_time >= since)
             txq = txq.where(JournalTransaction.commit_time >= since)
         if until:
-            query = query.where(JournalChange.commit_time <= until)
+            query = query.where(JournalChunk.commit_time <= until)
             txq = txq.where(JournalTransaction.commit_time <= until)
         if chosen:
-            query = query.where(JournalChange.table_name.in_(chosen))
+            query = query.where(JournalChunk.table_name.in_(chosen))
         counts: dict[int, dict[str, dict[str, int]]] = defaultdict(dict)
         truncated: dict[int, list[str]] = defaultdict(list)
-        for lsn, table, op, n in session.execute(
-            query.group_by(JournalChange.commit_lsn, JournalChange.table_name, JournalChange.op)
+        for lsn, table, inserts, updates, deletes, truncs in session.execute(
+            query.group_by(JournalChunk.commit_lsn, JournalChunk.table_name)
         ):
-            if op == "truncate":
+            if truncs:
                 truncated[lsn].append(table)
-                continue
-            counts[lsn].setdefault(table, {"insert": 0, "update": 0, "delete": 0})[op] = n
+            if inserts or updates or deletes:
+                counts[lsn][table] = {"insert": inserts, "update": updates, "delete": deletes}
         txns = list(session.scalars(txq.order_by(JournalTransaction.commit_lsn)))
     shown = [
         LogTransaction(
@@ -414,22 +417,9 @@ def parse_key(text: str) -> list[str]:
 def row_history(store: Store, name: str | None, table: str, key: str | Sequence[str]) -> RowHistory:
     journal = get_journal(store, name)
     values = parse_key(key) if isinstance(key, str) else [str(k) for k in key]
-    wanted = key_json(values)
     with store.transaction() as session:
         tables = _table_filter(session, journal.id, [table])
-        changes = list(
-            session.scalars(
-                select(JournalChange)
-                .where(
-                    JournalChange.journal_id == journal.id,
-                    JournalChange.table_name.in_(tables),
-                    or_(JournalChange.row_key == wanted, JournalChange.old_key == wanted),
-                )
-                .order_by(JournalChange.commit_lsn, JournalChange.seq)
-            )
-        )
-        columns = relation_columns(session, journal.id)
-    decoded = [stored_change(c, columns) for c in changes]
+        changes = _changes_of_row(session, journal.id, tables, values)
     return RowHistory(
         journal=journal.name,
         table=tables[0],
@@ -444,9 +434,31 @@ def row_history(store: Store, name: str | None, table: str, key: str | Sequence[
                 row=c.new,
                 old=c.old,
             )
-            for c in decoded
+            for c in changes
         ],
     )
+
+
+def _changes_of_row(session: Any, journal_id: int, tables: Sequence[str], values: Sequence[str]) -> list[Change]:
+    """Every change to the row with this key (as its key, or as the key an update changed), in commit order. The
+    database finds the chunks that mention the key; each is then read for the exact changes."""
+    needles = key_needles(values)
+    chunks = session.scalars(
+        select(JournalChunk)
+        .where(
+            JournalChunk.journal_id == journal_id,
+            JournalChunk.table_name.in_(tables),
+            or_(*(JournalChunk.keys.contains(n, autoescape=True) for n in needles)),
+        )
+        .order_by(JournalChunk.commit_lsn, JournalChunk.seq)
+    )
+    columns = relation_columns(session, journal_id)
+    wanted = needles[0].strip("\n")
+    found = []
+    for row in chunks:
+        chunk = chunk_of(row, columns)
+        found += [chunk.change(i) for i, line in enumerate(chunk.keys) if wanted in line.split("\t")]
+    return found
 
 
 # --- gap: what the journal holds that the backup does not --------------------------------------------------------
@@ -471,26 +483,44 @@ def journal_coverage(
 ) -> JournalCoverage:
     """For rows `rewind gap` names (table, key): the ones the journal can restore, with the transaction to undo."""
     journal = get_journal(store, name)
-    restorable = []
+    named = [(table, [str(v).lower() if isinstance(v, bool) else str(v) for v in key]) for table, key in rows]
+    wanted: dict[str, set[str]] = defaultdict(set)  # table -> keys as stored
+    for table, values in named:
+        wanted[table].add(key_json(values) or "")
     with store.transaction() as session:
         columns = relation_columns(session, journal.id)
-        for table, key in rows:
-            values = [str(v).lower() if isinstance(v, bool) else str(v) for v in key]
-            last = session.scalars(
-                select(JournalChange)
-                .where(
-                    JournalChange.journal_id == journal.id,
-                    JournalChange.table_name == table,
-                    or_(JournalChange.row_key == key_json(values), JournalChange.old_key == key_json(values)),
-                    JournalChange.op.in_(("update", "delete")),
-                )
-                .order_by(JournalChange.commit_lsn.desc(), JournalChange.seq.desc())
-                .limit(1)
-            ).first()
-            if last is not None and stored_change(last, columns).old is not None:
-                restorable.append(
-                    RestorableRow(table=table, key=values, op=last.op, xid=last.xid, commit_time=last.commit_time)
-                )
+        last = {t: _last_updates_or_deletes(session, journal.id, t, keys, columns) for t, keys in wanted.items()}
+    restorable = []
+    for table, values in named:
+        change = last[table].get(key_json(values) or "")
+        if change is not None and change.old is not None:
+            restorable.append(
+                RestorableRow(table=table, key=values, op=change.op, xid=change.xid, commit_time=change.commit_time)
+            )
     return JournalCoverage(
         journal=journal.name, covers_backup_time=journal.created_at <= backup_time, restorable=restorable
     )
+
+
+def _last_updates_or_deletes(
+    session: Any, journal_id: int, table: str, keys: set[str], columns: dict[int, tuple[str, ...]]
+) -> dict[str, Change]:
+    """For each key (as stored), the journal's last update or delete of that row, if any. One pass over the
+    table's chunks reads only their keys and ops; bodies are read only for the chunks that hold an answer."""
+    last: dict[str, tuple[int, int, int]] = {}  # key -> (commit_lsn, seq of the chunk, index in it)
+    light = select(JournalChunk.commit_lsn, JournalChunk.seq, JournalChunk.ops, JournalChunk.keys).where(
+        JournalChunk.journal_id == journal_id, JournalChunk.table_name == table
+    )
+    for commit_lsn, seq, ops, lines in session.execute(light.order_by(JournalChunk.commit_lsn, JournalChunk.seq)):
+        for i, line in enumerate(lines[1:-1].split("\n")):
+            if ops[i] in "UD":
+                for key in line.split("\t"):
+                    if key in keys:
+                        last[key] = (commit_lsn, seq, i)
+    chunks: dict[tuple[int, int], Chunk] = {}
+    found = {}
+    for key, (commit_lsn, seq, i) in sorted(last.items(), key=lambda item: item[1]):
+        if (commit_lsn, seq) not in chunks:
+            chunks[(commit_lsn, seq)] = chunk_of(session.get(JournalChunk, (journal_id, commit_lsn, seq)), columns)
+        found[key] = chunks[(commit_lsn, seq)].change(i)
+    return found

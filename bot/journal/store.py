@@ -1,19 +1,19 @@
 """The state store as a journal sink: rows and progress in one transaction, with a compare-and-set on progress."""
 
 import bisect
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.store import Store
-from bot.store.journal_models import Journal, JournalRelation, JournalTransaction
+from bot.store.journal_models import Journal, JournalChunk, JournalRelation, JournalTransaction
 from bot.store.types import utcnow
 from restore.errors import RewindError
-from restore.journal.sync import Change, Progress, RelationVersion, Transaction
+from restore.journal.chunks import Chunk, stored_chunk
+from restore.journal.sync import Progress, RelationVersion, Transaction
 
 
 class SyncConflict(RewindError):
@@ -34,7 +34,7 @@ class StoreSink:
 
     def write(
         self,
-        changes: Sequence[Change],
+        chunks: Sequence[Chunk],
         transactions: Sequence[Transaction],
         relations: Sequence[RelationVersion],
         before: Progress,
@@ -71,8 +71,8 @@ class StoreSink:
                     "this sync. Run rewind journal sync again if changes remain."
                 )
             added = self._store_relations(session, relations)
-            if changes:
-                self._insert_changes(session, changes)
+            if chunks:
+                session.execute(insert(JournalChunk), [self._chunk_row(c) for c in chunks])
             if transactions:
                 session.execute(
                     insert(JournalTransaction),
@@ -95,43 +95,32 @@ class StoreSink:
             bisect.insort(self._versions.setdefault(oid, []), version)  # type: ignore[union-attr]
         self._pending = {}
 
-    def _insert_changes(self, session: Session, changes: Sequence[Change]) -> None:
-        """The hot path of a sync: COPY on Postgres, one executemany of plain tuples on SQLite. Values are what the
-        ORM would bind (UTC times, bytes), written without its per-row processing."""
-        dbapi = session.connection().connection.dbapi_connection
-        assert dbapi is not None
-        jid = self.journal_id
-        relation = self._relation_id
-        if self.store.is_postgres:
-            with dbapi.cursor() as cur, cur.copy(_COPY_CHANGES) as copy:  # type: ignore[attr-defined]
-                for c in changes:
-                    copy.write_row(
-                        (jid, c.commit_lsn, c.seq, c.lsn, c.xid, c.full_xid, c.commit_time, c.table, c.op,
-                         key_json(c.key), key_json(c.old_key), relation(c), c.body)
-                    )  # fmt: skip
-            return
-        times: dict[datetime, str] = {}
-        rows = []
-        for c in changes:
-            when = times.get(c.commit_time)
-            if when is None:
-                when = times[c.commit_time] = c.commit_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-            rows.append(
-                (jid, c.commit_lsn, c.seq, c.lsn, c.xid, c.full_xid, when, c.table, c.op, key_json(c.key),
-                 key_json(c.old_key), relation(c), c.body)
-            )  # fmt: skip
-        cur = dbapi.cursor()
-        try:
-            cur.executemany(_INSERT_CHANGES, rows)
-        finally:
-            cur.close()
+    def _chunk_row(self, chunk: Chunk) -> dict[str, object]:
+        counts = chunk.counts()
+        return {
+            "journal_id": self.journal_id,
+            "commit_lsn": chunk.commit_lsn,
+            "seq": chunk.seq,
+            "changes": len(chunk),
+            "xid": chunk.xid,
+            "full_xid": chunk.full_xid,
+            "commit_time": chunk.commit_time,
+            "table_name": chunk.table,
+            "relation_id": self._relation_id(chunk),
+            "inserts": counts["insert"],
+            "updates": counts["update"],
+            "deletes": counts["delete"],
+            "ops": chunk.ops.decode(),
+            "keys": chunk.keys_text(),
+            "data": chunk.data(),
+        }
 
-    def _relation_id(self, change: Change) -> int | None:
-        """The relation version a change's values belong to: the last one stored at or before its LSN."""
-        if change.body is None:
+    def _relation_id(self, chunk: Chunk) -> int | None:
+        """The relation version a chunk's values belong to: the last one stored at or before its first LSN."""
+        if not chunk.oid:
             return None
-        versions = self._pending.get(change.oid) or self._versions.get(change.oid, [])  # type: ignore[union-attr]
-        at = bisect.bisect_right(versions, (change.lsn, float("inf"))) - 1
+        versions = self._pending.get(chunk.oid) or self._versions.get(chunk.oid, [])  # type: ignore[union-attr]
+        at = bisect.bisect_right(versions, (chunk.first_lsn, float("inf"))) - 1
         return versions[at][1] if at >= 0 else None
 
     def _store_relations(
@@ -173,22 +162,6 @@ class StoreSink:
         return added
 
 
-_COLUMNS = (
-    "journal_id, commit_lsn, seq, lsn, xid, full_xid, commit_time, table_name, op, row_key, old_key, relation_id, data"
-)
-_COPY_CHANGES = f"COPY journal_changes ({_COLUMNS}) FROM STDIN"
-_INSERT_CHANGES = f"INSERT INTO journal_changes ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-
-
-def key_json(key: Sequence[str | None] | None) -> str | None:
-    """A row key as stored and searched: a compact JSON array of the key columns' text values."""
-    if key is None:
-        return None
-    if len(key) == 1 and key[0] is not None and key[0].isalnum() and key[0].isascii():
-        return '["' + key[0] + '"]'  # the common case (an integer or plain code), without the encoder
-    return json.dumps(list(key), separators=(",", ":"))
-
-
 def claim(store: Store, journal_id: int, owner: str, ttl: timedelta, now: datetime | None = None) -> bool:
     """Takes the journal's sync claim unless another owner holds an unexpired one."""
     now = now or utcnow()
@@ -213,21 +186,13 @@ def release(store: Store, journal_id: int, owner: str) -> None:
         )
 
 
-def key_from_json(text: str | None) -> list[str | None] | None:
-    """`key_json` reversed; the common one-plain-value case without the decoder."""
-    if text is None:
-        return None
-    if text.startswith('["') and text.endswith('"]') and '"' not in text[2:-2] and "\\" not in text:
-        return [text[2:-2]]
-    return json.loads(text)
-
-
-def stored_change(row: Any, columns: dict[int, tuple[str, ...]]) -> Change:
-    """A journal row back as a `Change`, its values decoded with its relation version's column names."""
-    return Change(
-        row.commit_lsn, row.seq, row.lsn, row.xid, row.full_xid, row.commit_time, row.table_name, row.op,
-        key_from_json(row.row_key), key_from_json(row.old_key), 0, row.data,
-        columns.get(row.relation_id, ()) if row.relation_id is not None else (),
+def chunk_of(row: Any, columns: dict[int, tuple[str, ...]]) -> Chunk:
+    """A stored chunk back, its bodies read with its relation version's column names. A row selected without
+    `data` gives a chunk of keys and ops only."""
+    return stored_chunk(
+        row.commit_lsn, row.seq, row.xid, row.full_xid, row.commit_time, row.table_name,
+        columns.get(row.relation_id, ()) if row.relation_id is not None else (), row.ops, row.keys,
+        getattr(row, "data", None),
     )  # fmt: skip
 
 

@@ -6,14 +6,14 @@ from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
-from sqlalchemy import null, or_, select
+from sqlalchemy import or_, select
 
 from bot.journal.service import _table_filter, get_journal, target_dsn
-from bot.journal.store import relation_columns, stored_change
+from bot.journal.store import chunk_of, relation_columns
 from bot.store import Store
-from bot.store.journal_models import JournalChange, JournalRelation, JournalTransaction
+from bot.store.journal_models import JournalChunk, JournalRelation, JournalTransaction
 from restore.errors import RewindError
-from restore.journal.sync import Change
+from restore.journal.chunks import Change
 from restore.journal.undo import Conflict, Truncation, UndoPlan, plan_undo
 from restore.targets import Target, TargetRole, mask_dsn, resolve_target
 
@@ -120,33 +120,30 @@ def _changes(
     *,
     bodies: bool = True,
 ) -> Iterator[Change]:
-    """Changes from `from_lsn` on, in commit order, read in pages (plain rows, not ORM objects) so memory stays
-    bounded."""
-    light = {"data", "commit_time"}
-    wanted = [c for c in JournalChange.__table__.c if bodies or c.name not in light]
-    if not bodies:
-        wanted += [null().label(name) for name in sorted(light)]
+    """Changes from `from_lsn` on, in commit order, read a page of chunks at a time so memory stays bounded.
+    Without `bodies`, only which rows changed is read (LSNs are 0 and the rows unknown)."""
+    wanted = [c for c in JournalChunk.__table__.c if bodies or c.name != "data"]
     last = (from_lsn - 1, 0)
-    page = 5000
+    page = 50
     columns: dict[int, tuple[str, ...]] | None = None
     while True:
         with store.transaction() as session:
             query = select(*wanted).where(
-                JournalChange.journal_id == journal_id,
+                JournalChunk.journal_id == journal_id,
                 or_(
-                    JournalChange.commit_lsn > last[0],
-                    (JournalChange.commit_lsn == last[0]) & (JournalChange.seq > last[1]),
+                    JournalChunk.commit_lsn > last[0],
+                    (JournalChunk.commit_lsn == last[0]) & (JournalChunk.seq > last[1]),
                 ),
             )
             if tables:
-                query = query.where(JournalChange.table_name.in_(tables))
-            order = query.order_by(JournalChange.commit_lsn, JournalChange.seq).limit(page)
+                query = query.where(JournalChunk.table_name.in_(tables))
+            order = query.order_by(JournalChunk.commit_lsn, JournalChunk.seq).limit(page)
             rows = session.connection().execute(order).all()
             if columns is None:
                 columns = relation_columns(session, journal_id)
-        for c in rows:
-            if keep(c.commit_lsn):
-                yield stored_change(c, columns)
+        for row in rows:
+            if keep(row.commit_lsn):
+                yield from chunk_of(row, columns).changes()
         if len(rows) < page:
             return
         last = (rows[-1].commit_lsn, rows[-1].seq)

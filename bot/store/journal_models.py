@@ -1,6 +1,6 @@
 """The journal's tables: journals (one per captured target), their transactions, changes and relation versions.
 
-Exactly-once lives here: `journal_changes` is unique by (journal, commit LSN, position in the transaction), and a
+Exactly-once lives here: `journal_chunks` is unique by (journal, commit LSN, position in the transaction), and a
 journal's progress (`end_lsn`, `inflight_lsn`, `inflight_seq`) is updated in the same transaction as the rows, with a
 compare-and-set on its previous value, so two processes can never both store the same changes.
 """
@@ -58,31 +58,32 @@ class JournalTransaction(Base):
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class JournalChange(Base):
-    """One row change. Its identity is its place in the WAL: (journal, commit LSN, position in the transaction).
-    That key is also the table's order (SQLite stores it WITHOUT ROWID), so a sync maintains one index less."""
+class JournalChunk(Base):
+    """Consecutive row changes to one table in one transaction (see `restore.journal.chunks` for the layout of
+    `ops`, `keys` and `data`). Its identity is its first change's place in the WAL: (journal, commit LSN, position
+    in the transaction). A sync writes one row per chunk, not per change, which is what makes it fast."""
 
-    __tablename__ = "journal_changes"
+    __tablename__ = "journal_chunks"
     __table_args__ = (
-        Index("ix_journal_changes_row", "journal_id", "table_name", "row_key"),
-        {"sqlite_with_rowid": False},
+        Index("ix_journal_chunks_table", "journal_id", "table_name", "commit_lsn"),
+        Index("ix_journal_chunks_time", "journal_id", "commit_time"),
     )
 
     journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id", ondelete="CASCADE"), primary_key=True)
     commit_lsn: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    lsn: Mapped[int] = mapped_column(BigInteger)
+    changes: Mapped[int] = mapped_column(Integer)
     xid: Mapped[int] = mapped_column(BigInteger)
     full_xid: Mapped[int] = mapped_column(BigInteger)
     commit_time: Mapped[datetime]
     table_name: Mapped[str] = mapped_column(String(256))
-    op: Mapped[str] = mapped_column(String(8))  # insert | update | delete | truncate
-    row_key: Mapped[str | None] = mapped_column(Text)  # JSON array of the key's text values
-    old_key: Mapped[str | None] = mapped_column(Text)  # set when an update changed the key
-    # The change as pgoutput sent it (old and new tuple data), decoded with its relation version's column names
-    # when read: a sync never spends time turning rows into JSON. See restore.journal.sync.rows_of.
-    relation_id: Mapped[int | None] = mapped_column(Integer)
-    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    relation_id: Mapped[int | None] = mapped_column(Integer)  # the column names the bodies' values belong to
+    inserts: Mapped[int] = mapped_column(Integer)
+    updates: Mapped[int] = mapped_column(Integer)
+    deletes: Mapped[int] = mapped_column(Integer)
+    ops: Mapped[str] = mapped_column(Text)  # a letter per change: I, U, D, T(runcate)
+    keys: Mapped[str] = mapped_column(Text)  # a line per change: its key as JSON, and the key before if it changed
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # LSNs, body lengths, then bodies as pgoutput sent them
 
 
 class JournalRelation(Base):

@@ -7,9 +7,11 @@ slot where it is until the journal has committed what it read; then `pg_replicat
 """
 
 import re
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 import psycopg
 from psycopg import sql
@@ -229,6 +231,32 @@ def peek(
     )
     with conn.cursor(binary=True) as cur:
         yield from cur.stream(query, (slot, upto_nchanges, publication), size=fetch)
+
+
+def reading_copy(conn: psycopg.Connection, slot: str) -> str | None:
+    """A temporary copy of `slot` for this connection to consume with `get_changes`, or None when the server cannot
+    make one (no free replication slot, Postgres before 12). The copy starts where the slot is; Postgres drops it
+    when the connection closes, so the journal's own slot only moves when `advance` says so."""
+    name = f"rewind_read_{secrets.token_hex(8)}"
+    try:
+        conn.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, name))
+    except psycopg.Error:
+        return None
+    return name
+
+
+def get_changes(
+    conn: psycopg.Connection, slot: str, publication: str, upto_nchanges: int, fetch: int = 5000
+) -> Iterator[list[tuple[int, bytes]]]:
+    """Like `peek`, but consumes what it returns (for a `reading_copy`), and yields lists of up to `fetch` rows."""
+    query = (
+        "SELECT (lsn - '0/0'::pg_lsn)::int8, data FROM pg_logical_slot_get_binary_changes("
+        "%s, NULL, %s, 'proto_version', '1', 'publication_names', %s)"
+    )
+    with conn.cursor(binary=True) as cur:
+        rows = cur.stream(query, (slot, upto_nchanges, publication), size=fetch)
+        while part := list(islice(rows, fetch)):
+            yield part
 
 
 def advance(conn: psycopg.Connection, slot: str, lsn: int) -> None:

@@ -8,13 +8,15 @@ killed anywhere re-reads from the slot's position and skips what the store alrea
 - a transaction whose commit LSN is before the stored end LSN is stored whole;
 - the first `inflight_seq` changes of the in-flight transaction are stored.
 
-Memory stays flat: rows are streamed and written every `batch` changes. Speed comes from not decoding rows while
-syncing: a change keeps its message body as pgoutput sent it (old and new tuple data), and only the key columns are
-read out of it; `Change.old` / `Change.new` decode the body when someone reads the journal.
+Memory stays flat: rows are streamed and written every `batch` changes. Speed comes from doing per change only what
+a reader will search on: a change keeps its message body as pgoutput sent it, only its key is read out of it, and
+changes are handed to the store in chunks (see `restore.journal.chunks`), not one by one.
 """
 
+import queue
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,75 +26,9 @@ import psycopg
 from pydantic import BaseModel
 
 from restore.journal import pgoutput
-from restore.journal.pgoutput import (
-    UNCHANGED,
-    Begin,
-    Commit,
-    Relation,
-    Truncate,
-    lsn_text,
-    skip_tuple,
-    tuple_prefix,
-)
-from restore.journal.slot import advance, connect, full_xid_epoch, peek, primary_keys
-
-Row = dict[str, str | None]
-
-
-@dataclass(slots=True)
-class Change:
-    commit_lsn: int
-    seq: int  # position within its transaction, from 0; with commit_lsn it identifies the change
-    lsn: int
-    xid: int
-    full_xid: int
-    commit_time: datetime
-    table: str
-    op: str  # insert | update | delete | truncate
-    key: list[str | None] | None  # the row's key after the change (before it, for a delete)
-    old_key: list[str | None] | None  # an update that changed the key: the key before
-    oid: int  # the table's oid (0 for a truncate)
-    body: bytes | None  # the Insert/Update/Delete message after its tag and oid; None for a truncate
-    columns: tuple[str, ...]  # the column names the body's values belong to
-    decoded: "tuple[Row | None, Row | None] | None" = field(default=None, repr=False, compare=False)
-
-    @property
-    def old(self) -> Row | None:
-        """The whole row before the change (only its key when replica identity is not FULL)."""
-        return self.rows()[0]
-
-    @property
-    def new(self) -> Row | None:
-        """The row after the change; an unchanged TOASTed value is the old row's (left out if that is unknown)."""
-        return self.rows()[1]
-
-    def rows(self) -> "tuple[Row | None, Row | None]":
-        if self.decoded is None:
-            self.decoded = rows_of(self.op, self.body, self.columns)
-        return self.decoded
-
-
-def rows_of(op: str, body: bytes | None, columns: Sequence[str]) -> tuple[Row | None, Row | None]:
-    if body is None:
-        return None, None
-    old_values, key_only, new_values = pgoutput.decode_body(op, body)
-    old: Row | None = None
-    if old_values is not None:
-        old = {
-            c: v
-            for c, v in zip(columns, old_values, strict=True)
-            if v is not UNCHANGED and not (key_only and v is None)
-        }
-    if new_values is None:
-        return old, None
-    new: Row = {}
-    for c, v in zip(columns, new_values, strict=True):
-        if v is UNCHANGED:
-            if old is None or c not in old:
-                continue
-            v = old[c]
-        new[c] = v
-    return old, new
+from restore.journal.chunks import Chunk, key_json
+from restore.journal.pgoutput import UNCHANGED, Begin, Commit, Relation, Truncate, lsn_text, skip_tuple, tuple_prefix
+from restore.journal.slot import advance, connect, full_xid_epoch, get_changes, peek, primary_keys, reading_copy
 
 
 @dataclass(slots=True)
@@ -127,7 +63,7 @@ class Sink(Protocol):
 
     def write(
         self,
-        changes: Sequence[Change],
+        chunks: Sequence[Chunk],
         transactions: Sequence[Transaction],
         relations: Sequence[RelationVersion],
         before: Progress,
@@ -161,9 +97,19 @@ class _Open:
 
 @dataclass
 class _Batch:
-    changes: list[Change] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
     transactions: list[Transaction] = field(default_factory=list)
     relations: list[RelationVersion] = field(default_factory=list)
+    changes: int = 0
+    size: int = 0  # the bodies' bytes
+
+
+# A chunk holds at most this many changes or body bytes; a batch is written once it holds this many of either.
+CHUNK_CHANGES, CHUNK_BYTES = 1000, 1 << 20
+BATCH_BYTES = 32 << 20
+# How many lists of rows (of up to 5,000 each) the reading thread may hold ahead of the caller: enough for the next
+# peek's worth, so the server decodes it while this process works through the last one.
+QUEUED_LISTS = 12
 
 
 def drain(
@@ -172,68 +118,201 @@ def drain(
     publication: str,
     sink: Sink,
     *,
-    batch: int = 5000,
+    batch: int = 20000,
     peek_changes: int = 50000,
 ) -> SyncStats:
-    """Reads every change in the slot into `sink`, then advances the slot past what was stored."""
+    """Reads every change in the slot into `sink`, then advances the slot past what was stored.
+
+    The changes are read from a temporary copy of the slot, by a thread that stays a few thousand rows ahead: the
+    server decodes the next changes while this process stores the last ones, so a sync takes little longer than the
+    decoding itself. Where the server cannot copy the slot, the slot itself is peeked, a batch at a time."""
     started = time.monotonic()
     stats = SyncStats()
-    # Two connections: one streams the slot, the other answers catalog questions meanwhile.
-    with connect(dsn) as conn, connect(dsn) as catalog, ThreadPoolExecutor(1, "rewind-journal-writer") as writer:
-        reader = _Reader(catalog, sink, stats, batch, writer)
-        while True:
-            stored = sink.progress()
-            # A sync killed between the store's commit and the advance left the slot behind: catch it up first.
-            if stored.end_lsn:
-                advance(conn, slot, stored.end_lsn)
-            rows = reader.read(peek(conn, slot, publication, peek_changes), stored)
-            stats.peeks += 1
-            if reader.stored.end_lsn:
-                advance(conn, slot, reader.stored.end_lsn)
-            if rows <= peek_changes:
-                break
+    # Connections: one reads the slot, one answers catalog questions meanwhile, one advances the slot.
+    with (
+        connect(dsn) as conn,
+        connect(dsn) as catalog,
+        _Advancer(dsn, slot) as advancer,
+        ThreadPoolExecutor(1, "rewind-journal-writer") as writer,
+    ):
+        stored = sink.progress()
+        # A sync killed between the store's commit and the advance left the slot behind: catch it up first.
+        advancer.advance(stored.end_lsn)
+        reader = _Reader(catalog, sink, stats, batch, writer, advancer.now_and_then)
+        copy = reading_copy(conn, slot)
+        if copy is not None:
+            with _Prefetch(conn, copy, publication, peek_changes) as prefetch:
+                reader.read(prefetch.rows(), stored)
+            stats.peeks = prefetch.peeks
+        else:
+            while True:
+                rows = reader.read(peek(conn, slot, publication, peek_changes), stored)
+                stats.peeks += 1
+                advancer.advance(reader.stored.end_lsn)
+                if rows <= peek_changes:
+                    break
+                stored = reader.stored
+        advancer.advance(reader.stored.end_lsn)
     stats.end_lsn = lsn_text(reader.stored.end_lsn)
     stats.seconds = round(time.monotonic() - started, 3)
     return stats
 
 
-_ROW_TAGS = frozenset(b"IUD")
+class _Advancer:
+    """Moves the journal's slot to what the store has committed: at the end of a sync, and every
+    `ADVANCE_SECONDS` during a long one (from the writer thread, on its own connection), so production can
+    recycle WAL while a big backlog is read."""
+
+    ADVANCE_SECONDS = 10.0
+
+    def __init__(self, dsn: str, slot: str) -> None:
+        self.dsn, self.slot = dsn, slot
+        self.conn: psycopg.Connection | None = None
+        self.done = 0
+        self.last = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> "_Advancer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def advance(self, lsn: int) -> None:
+        with self.lock:
+            if lsn <= self.done:
+                return
+            if self.conn is None:
+                self.conn = connect(self.dsn)
+            advance(self.conn, self.slot, lsn)
+            self.done, self.last = lsn, time.monotonic()
+
+    def now_and_then(self, stored: Progress) -> None:
+        if time.monotonic() - self.last >= self.ADVANCE_SECONDS:
+            self.advance(stored.end_lsn)
+
+
+class _Prefetch:
+    """Reads a temporary copy of the slot in a thread, consuming it a peek's worth at a time, and hands the rows
+    over in lists through a short queue (so memory stays bounded whatever the backlog)."""
+
+    def __init__(self, conn: psycopg.Connection, slot: str, publication: str, peek_changes: int) -> None:
+        self.conn = conn
+        self.queue: queue.Queue[list[tuple[int, bytes]] | BaseException | None] = queue.Queue(maxsize=QUEUED_LISTS)
+        self.stop = threading.Event()
+        self.peeks = 0
+        self.thread = threading.Thread(
+            target=self._run, args=(slot, publication, peek_changes), name="rewind-journal-reader", daemon=True
+        )
+
+    def __enter__(self) -> "_Prefetch":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.thread.is_alive():  # the caller stopped early (an error): stop the query and the thread
+            self.stop.set()
+            self.conn.cancel_safe()
+            self.thread.join()
+
+    def rows(self) -> Iterator[tuple[int, bytes]]:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                self.thread.join()
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+
+    def _run(self, slot: str, publication: str, peek_changes: int) -> None:
+        try:
+            while True:
+                got = 0
+                for part in get_changes(self.conn, slot, publication, peek_changes):
+                    got += len(part)
+                    if not self._put(part):
+                        return
+                self.peeks += 1
+                if got <= peek_changes:  # decoding stops after a whole transaction past the limit: none was left
+                    break
+            self._put(None)
+        except BaseException as exc:  # handed to the caller, which raises it
+            self._put(exc)
+
+    def _put(self, item: list[tuple[int, bytes]] | BaseException | None) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+_ROW_TAGS = frozenset(b"IUD")  # pgoutput's tags, which are also the chunks' op letters
+
+# Reads a change's key out of its body: the line `restore.journal.chunks` stores (`["42"]`, or new and old key).
+KeyReader = Callable[[int, bytes], str]
 
 
 class _Reader:
     def __init__(
-        self, conn: psycopg.Connection, sink: Sink, stats: SyncStats, batch: int, writer: ThreadPoolExecutor
+        self,
+        conn: psycopg.Connection,
+        sink: Sink,
+        stats: SyncStats,
+        batch: int,
+        writer: ThreadPoolExecutor,
+        on_stored: Callable[[Progress], None],
     ) -> None:
         self.conn, self.sink, self.stats, self.batch_size = conn, sink, stats, batch
+        self.on_stored = on_stored
         self.current_xid = full_xid_epoch(conn)
         self.keys: dict[int, tuple[str, ...]] = {}  # primary keys by table oid, read once per sync
-        self.relation_keys: dict[int, tuple[Relation, tuple[str, ...]]] = {}  # the key for the current Relation
-        self.shapes: dict[int, tuple[Relation, tuple[tuple[str, ...], list[int], int]]] = {}
+        self.shapes: dict[int, tuple[Relation, tuple[tuple[str, ...], KeyReader]]] = {}
         self.stored = Progress()
         self.writer = writer
         self.pending: Future[None] | None = None
 
     def read(self, rows: Iterator[tuple[int, bytes]], stored: Progress) -> int:
+        """Stores the changes of `rows` (a peek's result) past `stored`; returns how many rows were read."""
         self.stored = stored
         state = stored
-        relations: dict[int, Relation] = {}
+        relations: dict[bytes, Relation] = {}  # by the oid's 4 bytes, as row messages carry it
         batch = _Batch()
         txn: _Open | None = None
+        chunk: Chunk | None = None
+        chunk_oid = b""
+        chunk_full_at = 0  # the batch size at which the open chunk is full
+        key_of: KeyReader | None = None
         count = 0
         for lsn, data in rows:
             count += 1
             tag = data[0]
-            if tag in _ROW_TAGS:  # the hot path: no full decode
+            if tag in _ROW_TAGS:  # the hot path: a few appends per change
                 if txn is None or txn.skip:
                     continue
-                change = self._row_change(lsn, tag, data, txn, relations)
-                if change.seq < txn.skip_seq:
+                if txn.seq < txn.skip_seq:
+                    txn.seq += 1
                     self.stats.skipped_changes += 1
                     continue
-                batch.changes.append(change)
-                if len(batch.changes) >= self.batch_size:
+                oid = data[1:5]
+                if chunk is None or oid != chunk_oid or len(chunk.ops) >= CHUNK_CHANGES or batch.size >= chunk_full_at:
+                    chunk, key_of = self._open_chunk(txn, relations[oid], batch)
+                    chunk_oid, chunk_full_at = oid, batch.size + CHUNK_BYTES
+                body = data[5:]
+                chunk.ops.append(tag)
+                chunk.keys.append(key_of(tag, body))  # type: ignore[misc]
+                chunk.lsns.append(lsn)
+                chunk.bodies.append(body)
+                txn.seq += 1
+                batch.changes += 1
+                batch.size += len(body)
+                if batch.changes >= self.batch_size or batch.size >= BATCH_BYTES:
                     state = Progress(state.end_lsn, txn.begin.final_lsn, txn.seq)
-                    batch = self._flush(batch, state)
+                    batch, chunk = self._flush(batch, state), None
                 continue
             msg = pgoutput.decode(data)
             if msg is None:
@@ -241,9 +320,10 @@ class _Reader:
             if isinstance(msg, Begin):
                 inflight = msg.final_lsn == state.inflight_lsn
                 txn = _Open(msg, self._full_xid(msg.xid), msg.final_lsn < state.end_lsn, state.inflight_seq * inflight)
+                chunk = None
                 continue
             if isinstance(msg, Relation):
-                relations[msg.oid] = msg
+                relations[msg.oid.to_bytes(4, "big")] = msg
                 batch.relations.append(
                     RelationVersion(
                         lsn,
@@ -253,6 +333,7 @@ class _Reader:
                         tuple(c.type_oid for c in msg.columns),
                     )
                 )
+                chunk = None  # the next change may belong to another version of the table
                 continue
             assert txn is not None, "pgoutput sends changes between Begin and Commit"
             if isinstance(msg, Commit):
@@ -271,22 +352,16 @@ class _Reader:
                         )
                         self.stats.transactions += 1
                     state = Progress(end_lsn=msg.end_lsn)
-                txn = None
-                if len(batch.changes) >= self.batch_size:
+                txn = chunk = None
+                if batch.changes >= self.batch_size or batch.size >= BATCH_BYTES:
                     batch = self._flush(batch, state)
                 continue
             if txn.skip:
                 continue
             assert isinstance(msg, Truncate), msg
-            for change in self._changes(lsn, msg, txn, relations):
-                if change.seq < txn.skip_seq:
-                    self.stats.skipped_changes += 1
-                    continue
-                batch.changes.append(change)
-            if len(batch.changes) >= self.batch_size:
-                state = Progress(state.end_lsn, txn.begin.final_lsn, txn.seq)
-                batch = self._flush(batch, state)
-        if batch.changes or batch.transactions or state != self.stored:
+            self._truncate(lsn, msg, txn, relations, batch)
+            chunk = None
+        if batch.chunks or batch.transactions or state != self.stored:
             self._flush(batch, state)
         self.wait()
         return count
@@ -295,13 +370,15 @@ class _Reader:
         """Hands the batch to the writer thread, after the previous write finished: decoding the next batch
         overlaps with storing this one, and writes stay in order, one at a time."""
         self.wait()
-        self.pending = self.writer.submit(
-            self.sink.write, batch.changes, batch.transactions, batch.relations, self.stored, state
-        )
-        self.stats.changes += len(batch.changes)
+        self.pending = self.writer.submit(self._write, batch, self.stored, state)
+        self.stats.changes += batch.changes
         self.stats.batches += 1
         self.stored = state
         return _Batch()
+
+    def _write(self, batch: _Batch, before: Progress, after: Progress) -> None:
+        self.sink.write(batch.chunks, batch.transactions, batch.relations, before, after)
+        self.on_stored(after)
 
     def wait(self) -> None:
         """Until the last write is committed; raises what it raised."""
@@ -314,76 +391,119 @@ class _Reader:
         epoch, low = self.current_xid >> 32, self.current_xid & 0xFFFFFFFF
         return ((epoch if xid <= low else epoch - 1) << 32) | xid
 
+    def _open_chunk(self, txn: _Open, rel: Relation, batch: _Batch) -> tuple[Chunk, KeyReader]:
+        names, key_of = self._shape(rel)
+        begin = txn.begin
+        chunk = Chunk(
+            begin.final_lsn, txn.seq, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, rel.oid, names
+        )
+        batch.chunks.append(chunk)
+        return chunk, key_of
+
+    def _truncate(self, lsn: int, msg: Truncate, txn: _Open, relations: dict[bytes, Relation], batch: _Batch) -> None:
+        """A TRUNCATE is one change per table, with no rows: they were never in the WAL."""
+        begin = txn.begin
+        txn.truncated = True
+        for oid in msg.oids:
+            if txn.seq < txn.skip_seq:
+                txn.seq += 1
+                self.stats.skipped_changes += 1
+                continue
+            self.stats.truncates += 1
+            rel = relations[oid.to_bytes(4, "big")]
+            chunk = Chunk(begin.final_lsn, txn.seq, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, 0, ())
+            chunk.ops.append(ord("T"))
+            chunk.keys.append("")
+            chunk.lsns.append(lsn)
+            chunk.bodies.append(b"")
+            batch.chunks.append(chunk)
+            batch.changes += 1
+            txn.seq += 1
+
     def _key_columns(self, rel: Relation) -> tuple[str, ...]:
-        known = self.relation_keys.get(rel.oid)
-        if known is not None and known[0] is rel:
-            return known[1]
         if rel.oid not in self.keys:
             self.keys[rel.oid] = primary_keys(self.conn, rel.oid)
         names = {c.name for c in rel.columns}
         key = self.keys[rel.oid]
         if not (key and all(k in names for k in key)):
             key = tuple(c.name for c in rel.columns if c.key) if rel.replica_identity != "f" else ()
-        self.relation_keys[rel.oid] = (rel, key)
         return key
 
-    def _changes(self, lsn: int, msg: Truncate, txn: _Open, relations: dict[int, Relation]) -> Iterator[Change]:
-        begin = txn.begin
-        txn.truncated = True
-        for oid in msg.oids:
-            self.stats.truncates += 1
-            seq, txn.seq = txn.seq, txn.seq + 1
-            yield Change(
-                begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time,
-                relations[oid].qualified, "truncate", None, None, 0, None, (),
-            )  # fmt: skip
-
-    def _row_change(self, lsn: int, tag: int, data: bytes, txn: _Open, relations: dict[int, Relation]) -> Change:
-        """An insert, update or delete: its key read from the message, the rest kept as it came."""
-        rel = relations[int.from_bytes(data[1:5], "big")]
-        names, key_idx, width = self._shape(rel)
-        body = data[5:]
-        old_key = None
-        if tag == 73:  # 'I'
-            op = "insert"
-            key = _pick(tuple_prefix(body, 1, width), key_idx)
-        elif tag == 68:  # 'D'
-            op = "delete"
-            key = _pick(tuple_prefix(body, 1, width), key_idx)
-        else:
-            op = "update"
-            if body[0] == 78:  # 'N': only the new row
-                key = _pick(tuple_prefix(body, 1, width), key_idx)
-            else:
-                old_key = _pick(tuple_prefix(body, 1, width), key_idx)
-                key = _pick(tuple_prefix(body, skip_tuple(body, 1) + 1, width), key_idx)
-                if key is not None and UNCHANGED in key:
-                    key = old_key
-                if old_key == key:
-                    old_key = None
-        begin = txn.begin
-        seq, txn.seq = txn.seq, txn.seq + 1
-        return Change(
-            begin.final_lsn, seq, lsn, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, op, key, old_key,
-            rel.oid, body, names,
-        )  # fmt: skip
-
-    def _shape(self, rel: Relation) -> tuple[tuple[str, ...], list[int], int]:
-        """Column names, the key columns' positions, and how many leading values hold the whole key."""
+    def _shape(self, rel: Relation) -> tuple[tuple[str, ...], KeyReader]:
+        """Column names, and how to read the key of a change to this version of the table."""
         known = self.shapes.get(rel.oid)
         if known is not None and known[0] is rel:
             return known[1]
         names = tuple(c.name for c in rel.columns)
-        key = self._key_columns(rel)
-        idx = [names.index(k) for k in key]
-        shape = (names, idx, max(idx) + 1 if idx else 0)
+        idx = [names.index(k) for k in self._key_columns(rel)]
+        shape = (names, key_reader(idx))
         self.shapes[rel.oid] = (rel, shape)
         return shape
 
 
-def _pick(values: list, idx: list[int]) -> list | None:
+def key_reader(idx: list[int]) -> KeyReader:
+    """How to read the key columns at positions `idx` from a change's body: the first column alone (the common
+    case) without building the tuple's value list."""
     if not idx:
-        return None
+        return _no_key
+    if idx == [0]:
+        return _first_column_key
+    width = max(idx) + 1
+
+    def read(tag: int, body: bytes) -> str:
+        return _key_line(tag, body, lambda pos: _pick(tuple_prefix(body, pos, width), idx))
+
+    return read
+
+
+def _no_key(tag: int, body: bytes) -> str:
+    return ""
+
+
+def _first_column_key(tag: int, body: bytes) -> str:
+    """`_key_line` for a key that is the first column, written out: it runs for nearly every change."""
+    if tag != 85 or body[0] == 78:
+        return _json1(_first_value(body, 1))
+    old = _first_value(body, 1)
+    new = _first_value(body, skip_tuple(body, 1) + 1)
+    if new is UNCHANGED:
+        new = old
+    return _json1(new) if new == old else f"{_json1(new)}\t{_json1(old)}"
+
+
+def _key_line(tag: int, body: bytes, key_at: Callable[[int], list]) -> str:
+    """The key after the change (before it, for a delete); for an update that changed the key, a tab and the key
+    before. `key_at(pos)` reads the key of the TupleData at `pos`."""
+    if tag != 85 or body[0] == 78:  # not an update, or an update that sent only the new row ('N')
+        return _json(key_at(1))
+    old = key_at(1)
+    new = key_at(skip_tuple(body, 1) + 1)
+    if UNCHANGED in new:  # a TOASTed key column left as it was
+        new = old
+    return _json(new) if new == old else f"{_json(new)}\t{_json(old)}"
+
+
+def _first_value(body: bytes, pos: int) -> object:
+    """The first value of the TupleData at `pos`: text, None (NULL) or UNCHANGED."""
+    kind = body[pos + 2]
+    if kind == 116:  # 't'
+        length = int.from_bytes(body[pos + 3 : pos + 7], "big")
+        return body[pos + 7 : pos + 7 + length].decode()
+    return None if kind == 110 else UNCHANGED
+
+
+def _json(key: list) -> str:
+    return _json1(key[0]) if len(key) == 1 else key_json(key) or ""
+
+
+def _json1(value: object) -> str:
+    """`key_json` of a one-column key; a plain value (an integer, a code) without the JSON encoder."""
+    if value.__class__ is str and value.isalnum() and value.isascii():  # type: ignore[attr-defined]
+        return '["' + value + '"]'  # type: ignore[operator]
+    return key_json([value])  # type: ignore[list-item,return-value]
+
+
+def _pick(values: list, idx: list[int]) -> list:
     if len(idx) == 1:
         return [values[idx[0]]]
     return [values[i] for i in idx]

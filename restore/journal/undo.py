@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from restore.catalog import Catalog, CatalogError, Table, load_catalog
 from restore.graph import Graph, GraphRow, RowStatus, fetch_rows
-from restore.journal.sync import Change, Row
+from restore.journal.chunks import Change, Row
 from restore.plan import Plan, plan_reversal
 from restore.snapshot import Side, as_target, read_only_snapshot
 from restore.targets import TargetRole, mask_dsn

@@ -2,7 +2,8 @@
 
 from collections.abc import Sequence
 
-from restore.journal.sync import Change, Progress, RelationVersion, Transaction
+from restore.journal.chunks import Change, Chunk
+from restore.journal.sync import Progress, RelationVersion, Transaction
 
 
 class ListSink:
@@ -17,14 +18,14 @@ class ListSink:
 
     def write(
         self,
-        changes: Sequence[Change],
+        chunks: Sequence[Chunk],
         transactions: Sequence[Transaction],
         relations: Sequence[RelationVersion],
         before: Progress,
         after: Progress,
     ) -> None:
         assert before == self.stored, "progress moved under the sync"
-        self.changes += changes
+        self.changes += [change for chunk in chunks for change in chunk.changes()]
         self.transactions += transactions
         self.relations += relations
         self.stored = after
