@@ -169,7 +169,7 @@ def sync_journal(
     owner: str | None = None,
     claim_for: timedelta = DEFAULT_CLAIM,
     batch: int = 20000,
-    peek_changes: int = 50000,
+    peek_changes: int = 200_000,
 ) -> SyncResult:
     """Drains the journal's slot into the store, once even when several processes call it at the same time."""
     journal = get_journal(store, name)

@@ -107,9 +107,10 @@ class _Batch:
 # A chunk holds at most this many changes or body bytes; a batch is written once it holds this many of either.
 CHUNK_CHANGES, CHUNK_BYTES = 1000, 1 << 20
 BATCH_BYTES = 32 << 20
-# How many lists of rows (of up to 5,000 each) the reading thread may hold ahead of the caller: enough for the next
-# peek's worth, so the server decodes it while this process works through the last one.
-QUEUED_LISTS = 12
+# The rows of one peek, in lists: the reading thread may hold a whole peek ahead of the caller, so the server
+# decodes the next peek while this process works through the last one.
+FETCH_ROWS = 5000
+FIRST_PEEK = 10_000
 
 
 def drain(
@@ -119,7 +120,7 @@ def drain(
     sink: Sink,
     *,
     batch: int = 20000,
-    peek_changes: int = 50000,
+    peek_changes: int = 200_000,
 ) -> SyncStats:
     """Reads every change in the slot into `sink`, then advances the slot past what was stored.
 
@@ -199,7 +200,9 @@ class _Prefetch:
 
     def __init__(self, conn: psycopg.Connection, slot: str, publication: str, peek_changes: int) -> None:
         self.conn = conn
-        self.queue: queue.Queue[list[tuple[int, bytes]] | BaseException | None] = queue.Queue(maxsize=QUEUED_LISTS)
+        self.queue: queue.Queue[list[tuple[int, bytes]] | BaseException | None] = queue.Queue(
+            maxsize=peek_changes // FETCH_ROWS + 1
+        )
         self.stop = threading.Event()
         self.peeks = 0
         self.thread = threading.Thread(
@@ -227,16 +230,20 @@ class _Prefetch:
             yield from item
 
     def _run(self, slot: str, publication: str, peek_changes: int) -> None:
+        # The server sends nothing of a peek until it has decoded all of it: the first peeks are small so that
+        # this process has rows to work on early, and each is four times the last, up to `peek_changes`.
+        size = min(FIRST_PEEK, peek_changes)
         try:
             while True:
                 got = 0
-                for part in get_changes(self.conn, slot, publication, peek_changes):
+                for part in get_changes(self.conn, slot, publication, size, FETCH_ROWS):
                     got += len(part)
                     if not self._put(part):
                         return
                 self.peeks += 1
-                if got <= peek_changes:  # decoding stops after a whole transaction past the limit: none was left
+                if got <= size:  # decoding stops after a whole transaction past the limit: none was left
                     break
+                size = min(size * 4, peek_changes)
             self._put(None)
         except BaseException as exc:  # handed to the caller, which raises it
             self._put(exc)

@@ -4,6 +4,7 @@ transactions stored in batches with memory bounded, and the names and refusals o
 import psycopg
 import pytest
 
+from restore.journal.chunks import Chunk
 from restore.journal.pgoutput import lsn_text, parse_lsn
 from restore.journal.slot import JournalError, names_for, slot_status, start_capture, stop_capture
 from restore.journal.sync import drain
@@ -83,3 +84,113 @@ def test_names_and_lsns() -> None:
     assert names_for("Prod DB!").slot == "rewind_prod_db"
     assert len(names_for("x" * 100).slot) == 63
     assert lsn_text(parse_lsn("16/B374D848")) == "16/B374D848"
+
+
+KEYED = """
+CREATE TABLE pairs (a text, b int, v text, PRIMARY KEY (a, b));
+CREATE TABLE plain (id int PRIMARY KEY, v text);
+ALTER TABLE pairs REPLICA IDENTITY FULL;
+ALTER TABLE plain REPLICA IDENTITY FULL;
+"""
+
+
+class WatchingSink(ListSink):
+    """Records, at each write, where the journal's slot stood: it must never be past what the store holds."""
+
+    def __init__(self, dsn: str, slot: str, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.dsn, self.slot, self.fail_at = dsn, slot, fail_at
+        self.writes: list[tuple[int, int]] = []  # (slot's confirmed LSN, stored end LSN before the write)
+        self.chunks: list[Chunk] = []
+
+    def write(self, chunks, transactions, relations, before, after) -> None:  # type: ignore[no-untyped-def]
+        with psycopg.connect(self.dsn) as conn:
+            confirmed = conn.execute(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)
+            ).fetchone()[0]
+        self.writes.append((parse_lsn(confirmed), before.end_lsn))
+        if self.fail_at is not None and len(self.writes) == self.fail_at:
+            raise RuntimeError("the store is full")
+        self.chunks += chunks
+        super().write(chunks, transactions, relations, before, after)
+
+
+def slots(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1")]
+
+
+def test_sync_reads_a_copy_ahead_and_the_slot_follows_the_store(source_dsn: str, journal_name: str) -> None:
+    execute(source_dsn, KEYED)
+    started = start_capture(source_dsn, journal_name)
+    for start in range(0, 60_000, 15_000):
+        execute(
+            source_dsn,
+            f"INSERT INTO plain SELECT g, 'v' || g FROM generate_series({start}, {start + 14_999}) g",
+        )
+    execute(
+        source_dsn,
+        "INSERT INTO pairs VALUES ('a b', 1, 'x'), ('q\"t', 2, 'y')",
+        "UPDATE pairs SET b = 10 WHERE a = 'a b'",  # the key changes
+        "UPDATE pairs SET v = 'z' WHERE b = 2",
+        "DELETE FROM pairs",
+    )
+    sink = WatchingSink(source_dsn, started.slot)
+    stats = drain(source_dsn, started.slot, started.publication, sink, batch=7000)
+
+    assert stats.changes == 60_006 and stats.peeks >= 3  # peeks of 10k, then 40k, then the rest
+    start = parse_lsn(started.start_lsn)
+    assert all(confirmed <= max(stored, start) for confirmed, stored in sink.writes)
+    assert slots(source_dsn) == [started.slot]  # the reading copy went with its connection
+    assert slot_status(source_dsn, started.slot).confirmed_flush_lsn == stats.end_lsn
+    assert all(len({c.table}) == 1 and 0 < len(c) <= 1000 for c in sink.chunks)
+    assert [c.seq for c in sink.changes if c.table == "public.plain"][:3] == [0, 1, 2]
+    pairs = [(c.op, c.key, c.old_key) for c in sink.changes if c.table == "public.pairs"]
+    assert pairs == [
+        ("insert", ["a b", "1"], None),
+        ("insert", ['q"t', "2"], None),
+        ("update", ["a b", "10"], ["a b", "1"]),
+        ("update", ['q"t', "2"], None),
+        ("delete", ["a b", "10"], None),
+        ("delete", ['q"t', "2"], None),
+    ]
+
+
+def test_a_failed_store_write_stops_the_sync_where_the_store_is(source_dsn: str, journal_name: str) -> None:
+    execute(source_dsn, KEYED)
+    started = start_capture(source_dsn, journal_name)
+    for start in range(0, 30_000, 5_000):
+        execute(source_dsn, f"INSERT INTO plain SELECT g, 'v' FROM generate_series({start}, {start + 4_999}) g")
+    failing = WatchingSink(source_dsn, started.slot, fail_at=2)
+    with pytest.raises(RuntimeError, match="the store is full"):
+        drain(source_dsn, started.slot, started.publication, failing, batch=5000)
+    assert slots(source_dsn) == [started.slot]
+    # Only what the store committed is behind the slot (here, part of the first transaction: none of it whole).
+    stored_end = max(failing.stored.end_lsn, parse_lsn(started.start_lsn))
+    assert slot_status(source_dsn, started.slot).confirmed_flush_lsn == lsn_text(stored_end)
+
+    failing.fail_at = None
+    drain(source_dsn, started.slot, started.publication, failing, batch=5000)
+    assert [int(c.key[0]) for c in failing.changes] == list(range(30_000))
+
+
+def test_without_a_free_slot_the_journal_slot_itself_is_peeked(source_dsn: str, journal_name: str) -> None:
+    execute(source_dsn, KEYED)
+    started = start_capture(source_dsn, journal_name)
+    execute(source_dsn, "INSERT INTO plain SELECT g, 'v' FROM generate_series(1, 3000) g", "DELETE FROM plain")
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        free = conn.execute(
+            "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots"
+        ).fetchone()[0]
+        fillers = [f"filler_{journal_name}_{i}" for i in range(free)]
+        for name in fillers:
+            conn.execute("SELECT pg_create_physical_replication_slot(%s)", (name,))
+        try:
+            sink = ListSink()
+            stats = drain(source_dsn, started.slot, started.publication, sink, peek_changes=2000)
+        finally:
+            for name in fillers:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+    assert stats.changes == 6000 and stats.peeks == 3  # a transaction each, then an empty one
+    assert [c.op for c in sink.changes] == ["insert"] * 3000 + ["delete"] * 3000
+    assert slot_status(source_dsn, started.slot).confirmed_flush_lsn == stats.end_lsn
