@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 import psycopg
 from psycopg import sql
@@ -247,19 +248,15 @@ def reading_copy(conn: psycopg.Connection, slot: str) -> str | None:
 def get_changes(
     conn: psycopg.Connection, slot: str, publication: str, upto_nchanges: int, fetch: int = 5000
 ) -> Iterator[list[tuple[int, bytes]]]:
-    """Like `peek`, but consumes what it returns (for a `reading_copy`), and yields lists of up to `fetch` rows.
-
-    The server packs each list into two arrays, so this process receives a few rows instead of thousands and turns
-    them into Python values in C: per change, that was most of the client's cost of reading the slot."""
-    part = f"(n - 1) / {int(fetch)}"
+    """Like `peek`, but consumes what it returns (for a `reading_copy`), and yields lists of up to `fetch` rows."""
     query = (
-        "SELECT array_agg((lsn - '0/0'::pg_lsn)::int8 ORDER BY n), array_agg(data ORDER BY n) "
-        "FROM pg_logical_slot_get_binary_changes(%s, NULL, %s, 'proto_version', '1', 'publication_names', %s) "
-        f"WITH ORDINALITY AS c(lsn, xid, data, n) GROUP BY {part} ORDER BY {part}"
+        "SELECT (lsn - '0/0'::pg_lsn)::int8, data FROM pg_logical_slot_get_binary_changes("
+        "%s, NULL, %s, 'proto_version', '1', 'publication_names', %s)"
     )
     with conn.cursor(binary=True) as cur:
-        for lsns, datas in cur.stream(query, (slot, upto_nchanges, publication), size=1):
-            yield list(zip(lsns, datas, strict=True))
+        rows = cur.stream(query, (slot, upto_nchanges, publication), size=fetch)
+        while part := list(islice(rows, fetch)):
+            yield part
 
 
 def advance(conn: psycopg.Connection, slot: str, lsn: int) -> None:
