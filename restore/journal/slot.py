@@ -1,9 +1,10 @@
 """The production side of a journal: wal_level, publication, replica identity, the pgoutput slot, its WAL.
 
-Changes are read with `pg_logical_slot_peek_binary_changes` over an ordinary connection rather than the streaming
-replication protocol: psycopg 3 has no replication-protocol support, the SQL functions work through the same
-connection (and poolers, Supabase, RDS) that every other Rewind command uses, and peeking (not getting) leaves the
-slot where it is until the journal has committed what it read; then `pg_replication_slot_advance` moves it.
+Changes are read with the SQL functions over an ordinary connection rather than the streaming replication protocol:
+psycopg 3 has no replication-protocol support, and the SQL functions work through the same connection (and
+poolers, Supabase, RDS) that every other Rewind command uses. The journal's slot is never consumed while it is read:
+a sync reads (gets) a temporary copy of it, or peeks it, and only once the journal has committed what it read does
+`pg_replication_slot_advance` move the slot.
 """
 
 import re
