@@ -28,7 +28,16 @@ from pydantic import BaseModel
 from restore.journal import pgoutput
 from restore.journal.chunks import Chunk, key_json
 from restore.journal.pgoutput import UNCHANGED, Begin, Commit, Relation, Truncate, lsn_text, skip_tuple, tuple_prefix
-from restore.journal.slot import advance, connect, full_xid_epoch, get_changes, peek, primary_keys, reading_copy
+from restore.journal.slot import (
+    advance,
+    confirmed_flush,
+    connect,
+    full_xid_epoch,
+    get_changes,
+    peek,
+    primary_keys,
+    reading_copy,
+)
 
 
 @dataclass(slots=True)
@@ -124,8 +133,8 @@ def drain(
 ) -> SyncStats:
     """Reads every change in the slot into `sink`, then advances the slot past what was stored.
 
-    The changes are read from a temporary copy of the slot, by a thread that stays a few thousand rows ahead: the
-    server decodes the next changes while this process stores the last ones, so a sync takes little longer than the
+    The changes are read from a temporary copy of the slot, by a thread that stays up to a peek ahead: the server
+    decodes the next changes while this process stores the last ones, so a sync takes little longer than the
     decoding itself. Where the server cannot copy the slot, the slot itself is peeked, a batch at a time."""
     started = time.monotonic()
     stats = SyncStats()
@@ -140,6 +149,7 @@ def drain(
         # A sync killed between the store's commit and the advance left the slot behind: catch it up first.
         advancer.advance(stored.end_lsn)
         reader = _Reader(catalog, sink, stats, batch, writer, advancer.now_and_then)
+        confirmed_flush(conn, slot)  # a missing or invalidated slot is said plainly, before any copy is tried
         copy = reading_copy(conn, slot)
         if copy is not None:
             with _Prefetch(conn, copy, publication, peek_changes) as prefetch:

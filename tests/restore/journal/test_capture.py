@@ -194,3 +194,11 @@ def test_without_a_free_slot_the_journal_slot_itself_is_peeked(source_dsn: str, 
     assert stats.changes == 6000 and stats.peeks == 3  # a transaction each, then an empty one
     assert [c.op for c in sink.changes] == ["insert"] * 3000 + ["delete"] * 3000
     assert slot_status(source_dsn, started.slot).confirmed_flush_lsn == stats.end_lsn
+
+
+def test_a_sync_of_a_dropped_slot_says_to_start_again(source_dsn: str, journal_name: str) -> None:
+    execute(source_dsn, KEYED)
+    started = start_capture(source_dsn, journal_name)
+    execute(source_dsn, f"SELECT pg_drop_replication_slot('{started.slot}')")
+    with pytest.raises(JournalError, match="does not exist on the target: start the journal again"):
+        drain(source_dsn, started.slot, started.publication, ListSink())
