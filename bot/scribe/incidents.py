@@ -50,9 +50,13 @@ def not_in_incident(slash: str = "/inc") -> NotInIncidentError:
 
 
 def require_incident(session: Session, channel_id: str, *, lock: bool = False) -> Incident:
+    """The channel's incident; with `lock`, its row is held until commit, so numbering (flags, steps, proposals)
+    is one writer at a time. The lock is FOR NO KEY UPDATE: a plain FOR UPDATE also blocks every insert that
+    references the incident (an entry's foreign-key check), which deadlocked a decision holding its proposal
+    against a new proposal holding the incident."""
     query = select(Incident).where(Incident.channel_id == channel_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     incident = session.scalars(query).one_or_none()
     if incident is None:
         raise not_in_incident()

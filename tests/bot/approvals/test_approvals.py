@@ -2,6 +2,7 @@
 
 The targets are real Postgres databases; the store runs on SQLite and on Postgres."""
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from bot.approvals.context import timeline_entry
 from bot.approvals.execution import record_xid
 from bot.approvals.policy import Policy, sql_sha256
 from bot.approvals.service import ProposalService
@@ -18,12 +20,12 @@ from bot.approvals.views import Verdict
 from bot.errors import UsageError
 from bot.localslack.standin import LocalSlack
 from bot.scribe.incidents import IncidentService
-from bot.store import Store
-from bot.store.models import AuditLog, Entry, Proposal
+from bot.store import Store, upgrade
+from bot.store.models import AuditLog, Entry, EntryKind, Incident, Proposal
 from restore.errors import TargetError
 from restore.targets import Target, TargetRole
 from tests.pg import PgServer
-from tests.rewind_app import prepare_workspace, running_rewind
+from tests.rewind_app import eventually, prepare_workspace, running_rewind
 from tests.slack_driver import DEFAULT_CHANNEL
 
 CHANNEL = "C0INC"
@@ -291,3 +293,42 @@ def test_members_of_the_approver_group_at_proposal_time_may_approve(store: Store
             service.policy = Policy(approver_group="S0EMPTY")
             with pytest.raises(UsageError, match="has no members"):
                 service.propose(DEFAULT_CHANNEL, "prod", FIX, PROPOSER)
+
+
+def test_an_approval_while_a_new_proposal_is_recorded_does_not_deadlock(pg: PgServer, target_db: str) -> None:
+    """A decision locks its proposal, then writes a timeline entry (whose foreign key checks the incident's row); a
+    new proposal locks the incident, then the pending proposals it supersedes. Both orders at once deadlocked when
+    the incident was locked FOR UPDATE, which also blocks the foreign-key check."""
+    name = pg.create_database("store")
+    store = Store(pg.url_for(name))
+    try:
+        upgrade(store)
+        IncidentService(store).declare(title="Prices", user_id=PROPOSER, channel_id=CHANNEL, channel_name="inc-x")
+        service = make_service(store, target_db)
+        first = service.propose(CHANNEL, "prod", FIX, PROPOSER).proposal
+        outcome: list[object] = []
+        second = threading.Thread(
+            target=lambda: outcome.append(service.propose(CHANNEL, "prod", "UPDATE runs SET n = n + 10", PROPOSER))
+        )
+        with store.transaction() as session:  # the decision's transaction, step by step
+            proposal = session.scalars(select(Proposal).where(Proposal.id == first.id).with_for_update()).one()
+            second.start()
+            eventually(lambda: waiting_on_a_lock(pg, name))  # the new proposal holds the incident, waits for ours
+            incident = session.get_one(Incident, proposal.incident_id)
+            session.add(timeline_entry(incident, EntryKind.APPROVAL, "approved", datetime.now(UTC), {}))
+            session.flush()
+        second.join(timeout=30)
+        assert [p.proposal.number for p in outcome] == [2]  # type: ignore[attr-defined]
+        assert service.get(first.id).status == "superseded"
+    finally:
+        store.dispose()
+        pg.drop_database(name)
+
+
+def waiting_on_a_lock(pg: PgServer, dbname: str) -> bool:
+    with psycopg.connect(pg.admin_dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'", (dbname,)
+        ).fetchone()
+    assert row is not None and row[0] == 1
+    return True
