@@ -8,6 +8,7 @@ from sqlalchemy import text
 from bot.journal.service import journal_coverage, journal_log, row_history
 from bot.store import Store, upgrade
 from bot.store.journal_models import JournalChunk
+from tests.pg import PgServer
 
 
 def tuple_data(*values: str | None) -> bytes:
@@ -79,3 +80,22 @@ def test_changes_stored_one_per_row_move_to_chunks(tmp_path: Path) -> None:
     assert [(v.op, v.old) for v in second][-1] == ("delete", {"id": "2", "name": "Acme Ltd"})
     covered = journal_coverage(store, "prod", when, [("public.customers", [2])]).restorable
     assert [(r.key, r.op, r.xid) for r in covered] == [(["2"], "delete", 700)]
+
+
+def test_chunk_bodies_are_compressed_with_lz4_on_postgres(pg: PgServer) -> None:
+    """pglz, Postgres's default, cost a sync about three times the store's CPU of lz4 on the same bodies."""
+    name = pg.create_database("store")
+    store = Store(pg.url_for(name))
+    try:
+        upgrade(store)
+        with store.engine.connect() as conn:
+            method = conn.execute(
+                text(
+                    "SELECT attcompression FROM pg_attribute "
+                    "WHERE attrelid = 'journal_chunks'::regclass AND attname = 'data'"
+                )
+            ).scalar()
+        assert method == "l"
+    finally:
+        store.dispose()
+        pg.drop_database(name)
