@@ -116,12 +116,14 @@ class StoreSink:
         }
 
     def _relation_id(self, chunk: Chunk) -> int | None:
-        """The relation version a chunk's values belong to: the last one stored at or before its first LSN."""
+        """The stored relation version with the columns the chunk's bodies follow. Not the one in effect at the
+        chunk's LSN: a transaction that committed later may have written the table before that version's message,
+        which pgoutput sends when the table is first decoded in commit order."""
         if not chunk.oid:
             return None
+        shape = (list(chunk.columns), list(chunk.types))
         versions = self._pending.get(chunk.oid) or self._versions.get(chunk.oid, [])  # type: ignore[union-attr]
-        at = bisect.bisect_right(versions, (chunk.first_lsn, float("inf"))) - 1
-        return versions[at][1] if at >= 0 else None
+        return next((rid for _, rid, known in reversed(versions) if known == shape), None)
 
     def _store_relations(
         self, session: Session, relations: Sequence[RelationVersion]

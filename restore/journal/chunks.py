@@ -99,6 +99,7 @@ class Chunk:
     table: str
     oid: int  # the table's oid when the changes were made (0 for a truncate)
     columns: tuple[str, ...]  # the column names the bodies' values belong to
+    types: tuple[int, ...] = ()  # and their type oids: with the names, the relation version the bodies follow
     ops: bytearray = field(default_factory=bytearray)
     keys: list[str] = field(default_factory=list)
     lsns: array = field(default_factory=lambda: array("q"))
@@ -163,7 +164,7 @@ def stored_chunk(
             bodies.append(data[pos : pos + length])
             pos += length
     return Chunk(
-        commit_lsn, seq, xid, full_xid, commit_time, table, 0, columns, bytearray(ops.encode()),
+        commit_lsn, seq, xid, full_xid, commit_time, table, 0, columns, (), bytearray(ops.encode()),
         keys[1:-1].split("\n"), lsns, bodies,
     )  # fmt: skip
 

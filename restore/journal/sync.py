@@ -13,6 +13,7 @@ a reader will search on: a change keeps its message body as pgoutput sent it, on
 changes are handed to the store in chunks (see `restore.journal.chunks`), not one by one.
 """
 
+import contextlib
 import queue
 import threading
 import time
@@ -29,6 +30,7 @@ from restore.journal import pgoutput
 from restore.journal.chunks import Chunk, key_json
 from restore.journal.pgoutput import UNCHANGED, Begin, Commit, Relation, Truncate, lsn_text, skip_tuple, tuple_prefix
 from restore.journal.slot import (
+    JournalError,
     advance,
     confirmed_flush,
     connect,
@@ -113,8 +115,9 @@ class _Batch:
     size: int = 0  # the bodies' bytes
 
 
-# A chunk holds at most this many changes or body bytes; a batch is written once it holds this many of either.
+# A chunk is closed once it holds this many changes or body bytes (it may pass the bytes by one body).
 CHUNK_CHANGES, CHUNK_BYTES = 1000, 1 << 20
+# A batch (one store transaction) is written once it holds `batch` changes or this many body bytes.
 BATCH_BYTES = 32 << 20
 # The rows of one peek, in lists: the reading thread may hold a whole peek ahead of the caller, so the server
 # decodes the next peek while this process works through the last one.
@@ -135,7 +138,7 @@ def drain(
 
     The changes are read from a temporary copy of the slot, by a thread that stays up to a peek ahead: the server
     decodes the next changes while this process stores the last ones, so a sync takes little longer than the
-    decoding itself. Where the server cannot copy the slot, the slot itself is peeked, a batch at a time."""
+    decoding itself. Where the server cannot copy the slot, the slot itself is peeked, `peek_changes` at a time."""
     started = time.monotonic()
     stats = SyncStats()
     # Connections: one reads the slot, one answers catalog questions meanwhile, one advances the slot.
@@ -160,7 +163,7 @@ def drain(
                 rows = reader.read(peek(conn, slot, publication, peek_changes), stored)
                 stats.peeks += 1
                 advancer.advance(reader.stored.end_lsn)
-                if rows <= peek_changes:
+                if rows < peek_changes:  # a peek stops at the first commit past the limit: fewer means none left
                     break
                 stored = reader.stored
         advancer.advance(reader.stored.end_lsn)
@@ -200,8 +203,11 @@ class _Advancer:
             self.done, self.last = lsn, time.monotonic()
 
     def now_and_then(self, stored: Progress) -> None:
+        """From the writer thread, once a write is committed. A failure here is not the sync's: the store holds the
+        changes, and the advance at the end (or the next sync's first) tries again and reports it."""
         if time.monotonic() - self.last >= self.ADVANCE_SECONDS:
-            self.advance(stored.end_lsn)
+            with contextlib.suppress(psycopg.Error, JournalError):
+                self.advance(stored.end_lsn)
 
 
 class _Prefetch:
@@ -244,14 +250,14 @@ class _Prefetch:
         # this process has rows to work on early, and each is four times the last, up to `peek_changes`.
         size = min(FIRST_PEEK, peek_changes)
         try:
-            while True:
+            while not self.stop.is_set():
                 got = 0
                 for part in get_changes(self.conn, slot, publication, size, FETCH_ROWS):
                     got += len(part)
                     if not self._put(part):
                         return
                 self.peeks += 1
-                if got <= size:  # decoding stops after a whole transaction past the limit: none was left
+                if got < size:  # a peek stops at the first commit past the limit: fewer means none left
                     break
                 size = min(size * 4, peek_changes)
             self._put(None)
@@ -288,13 +294,14 @@ class _Reader:
         self.on_stored = on_stored
         self.current_xid = full_xid_epoch(conn)
         self.keys: dict[int, tuple[str, ...]] = {}  # primary keys by table oid, read once per sync
-        self.shapes: dict[int, tuple[Relation, tuple[tuple[str, ...], KeyReader]]] = {}
+        self.shapes: dict[int, tuple[Relation, _Shape]] = {}
         self.stored = Progress()
         self.writer = writer
         self.pending: Future[None] | None = None
 
     def read(self, rows: Iterator[tuple[int, bytes]], stored: Progress) -> int:
-        """Stores the changes of `rows` (a peek's result) past `stored`; returns how many rows were read."""
+        """Stores the changes of `rows` (a peek's result, or the whole backlog read from a copy) past `stored`;
+        returns how many rows were read."""
         self.stored = stored
         state = stored
         relations: dict[bytes, Relation] = {}  # by the oid's 4 bytes, as row messages carry it
@@ -409,10 +416,10 @@ class _Reader:
         return ((epoch if xid <= low else epoch - 1) << 32) | xid
 
     def _open_chunk(self, txn: _Open, rel: Relation, batch: _Batch) -> tuple[Chunk, KeyReader]:
-        names, key_of = self._shape(rel)
+        names, types, key_of = self._shape(rel)
         begin = txn.begin
         chunk = Chunk(
-            begin.final_lsn, txn.seq, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, rel.oid, names
+            begin.final_lsn, txn.seq, begin.xid, txn.full_xid, begin.commit_time, rel.qualified, rel.oid, names, types
         )
         batch.chunks.append(chunk)
         return chunk, key_of
@@ -446,16 +453,19 @@ class _Reader:
             key = tuple(c.name for c in rel.columns if c.key) if rel.replica_identity != "f" else ()
         return key
 
-    def _shape(self, rel: Relation) -> tuple[tuple[str, ...], KeyReader]:
-        """Column names, and how to read the key of a change to this version of the table."""
+    def _shape(self, rel: Relation) -> "_Shape":
+        """Column names and types, and how to read the key of a change to this version of the table."""
         known = self.shapes.get(rel.oid)
         if known is not None and known[0] is rel:
             return known[1]
         names = tuple(c.name for c in rel.columns)
         idx = [names.index(k) for k in self._key_columns(rel)]
-        shape = (names, key_reader(idx))
+        shape = (names, tuple(c.type_oid for c in rel.columns), key_reader(idx))
         self.shapes[rel.oid] = (rel, shape)
         return shape
+
+
+_Shape = tuple[tuple[str, ...], tuple[int, ...], KeyReader]
 
 
 def key_reader(idx: list[int]) -> KeyReader:
@@ -480,7 +490,8 @@ def _no_key(tag: int, body: bytes) -> str:
 def _first_column_key(tag: int, body: bytes) -> str:
     """`_key_line` for a key that is the first column, written out: it runs for nearly every change."""
     if tag != 85 or body[0] == 78:
-        return _json1(_first_value(body, 1))
+        value = _first_value(body, 1)
+        return "" if value is UNCHANGED else _json1(value)
     old = _first_value(body, 1)
     new = _first_value(body, skip_tuple(body, 1) + 1)
     if new is UNCHANGED:
@@ -490,13 +501,13 @@ def _first_column_key(tag: int, body: bytes) -> str:
 
 def _key_line(tag: int, body: bytes, key_at: Callable[[int], list]) -> str:
     """The key after the change (before it, for a delete); for an update that changed the key, a tab and the key
-    before. `key_at(pos)` reads the key of the TupleData at `pos`."""
+    before. `key_at(pos)` reads the key of the TupleData at `pos`. A key column pgoutput did not send (a TOASTed
+    value an update left as it was) is the old row's; with no old row to take it from, the key is unknown ("")."""
     if tag != 85 or body[0] == 78:  # not an update, or an update that sent only the new row ('N')
-        return _json(key_at(1))
+        key = key_at(1)
+        return "" if any(v is UNCHANGED for v in key) else _json(key)
     old = key_at(1)
-    new = key_at(skip_tuple(body, 1) + 1)
-    if UNCHANGED in new:  # a TOASTed key column left as it was
-        new = old
+    new = [o if n is UNCHANGED else n for n, o in zip(key_at(skip_tuple(body, 1) + 1), old, strict=True)]
     return _json(new) if new == old else f"{_json(new)}\t{_json(old)}"
 
 

@@ -148,3 +148,22 @@ def test_a_slot_is_dropped_when_the_store_cannot_record_its_journal(source_dsn: 
     with psycopg.connect(source_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone() == (0,)
     store.dispose()
+
+
+def test_a_transaction_that_commits_later_is_read_with_its_columns(
+    store: Store, source_dsn: str, journal_name: str
+) -> None:
+    """pgoutput describes a table when it first decodes it, in commit order: here after a change of a transaction
+    that wrote the table earlier and committed later. Its changes still decode with the table's columns."""
+    run(source_dsn, SCHEMA)
+    targets = targets_for(source_dsn)
+    start_journal(store, targets, "prod", name=journal_name)
+    with psycopg.connect(source_dsn) as early, psycopg.connect(source_dsn) as late:
+        early.execute("INSERT INTO customers VALUES (1, 'written first', NULL)")
+        late.execute("INSERT INTO customers VALUES (2, 'committed first', NULL)")
+        late.commit()
+        early.commit()
+    sync_journal(store, targets, journal_name)
+    [first] = row_history(store, journal_name, "customers", "1").versions
+    assert first.row == {"id": "1", "name": "written first", "note": None}
+    assert row_history(store, journal_name, "customers", "2").versions[0].row["name"] == "committed first"
