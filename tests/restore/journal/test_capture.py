@@ -202,3 +202,51 @@ def test_a_sync_of_a_dropped_slot_says_to_start_again(source_dsn: str, journal_n
     execute(source_dsn, f"SELECT pg_drop_replication_slot('{started.slot}')")
     with pytest.raises(JournalError, match="does not exist on the target: start the journal again"):
         drain(source_dsn, started.slot, started.publication, ListSink())
+
+
+def test_a_peek_that_ends_exactly_at_its_limit_is_not_the_last(source_dsn: str, journal_name: str) -> None:
+    """A peek stops at the first commit at or past its limit: returning exactly the limit means more may be left."""
+    execute(source_dsn, KEYED)
+    started = start_capture(source_dsn, journal_name)
+    # Begin, the table's description, 997 inserts and the commit: 1,000 messages, then the same again.
+    execute(
+        source_dsn,
+        "INSERT INTO plain SELECT g, 'v' FROM generate_series(1, 997) g",
+        "INSERT INTO plain SELECT g, 'v' FROM generate_series(1001, 1997) g",
+    )
+    sink = ListSink()
+    stats = drain(source_dsn, started.slot, started.publication, sink, peek_changes=1000)
+    assert stats.changes == 1994 and stats.transactions == 2
+
+
+def test_keys_with_a_toasted_column_left_unchanged(source_dsn: str, journal_name: str) -> None:
+    """An update does not resend a TOASTed value it left as it was: a key column missing from the new row is the
+    old row's. (Postgres logs the old key whenever a key column is stored out of line, even with REPLICA IDENTITY
+    DEFAULT, so an update whose key is missing from both rows does not arrive here; the sync would record it as
+    unkeyed rather than fail.)"""
+    big = "".join(f"{i:08x}" for i in range(300))  # 2,400 characters, incompressible: stored out of line
+    execute(
+        source_dsn,
+        "CREATE TABLE wide (a text, b int, v text, PRIMARY KEY (a, b)); ALTER TABLE wide REPLICA IDENTITY FULL",
+        "CREATE TABLE tall (a text PRIMARY KEY, v text); ALTER TABLE tall REPLICA IDENTITY FULL",
+        "ALTER TABLE wide ALTER COLUMN a SET STORAGE EXTERNAL",
+        "ALTER TABLE tall ALTER COLUMN a SET STORAGE EXTERNAL",
+    )
+    started = start_capture(source_dsn, journal_name)
+    execute(
+        source_dsn,
+        f"INSERT INTO wide VALUES ('{big}', 1, 'x')",
+        "UPDATE wide SET b = 2",  # half the key changes, the TOASTed half is not resent
+        f"INSERT INTO tall VALUES ('{big}', 'x')",
+        "ALTER TABLE tall REPLICA IDENTITY DEFAULT",
+        "UPDATE tall SET v = 'y'",  # the key is not resent in the new row; Postgres sends the old key
+    )
+    sink = ListSink()
+    drain(source_dsn, started.slot, started.publication, sink)
+    keys = [(c.table, c.op, c.key, c.old_key) for c in sink.changes]
+    assert keys == [
+        ("public.wide", "insert", [big, "1"], None),
+        ("public.wide", "update", [big, "2"], [big, "1"]),
+        ("public.tall", "insert", [big], None),
+        ("public.tall", "update", [big], None),
+    ]
