@@ -63,14 +63,40 @@ def test_changes_stored_one_per_row_move_to_chunks(tmp_path: Path) -> None:
                 {"seq": seq, "lsn": lsn, "t": stored_when, "op": op, "key": key, "old_key": old_key, "body": body}
                 | {"rel": 1 if body else None},
             )
+        # A second transaction of 2,500 inserts: the move goes a page (1,000 changes) at a time.
+        conn.execute(
+            text(
+                "INSERT INTO journal_transactions (journal_id, xid, full_xid, commit_lsn, end_lsn, commit_time, "
+                "changes, truncated) VALUES (1, 701, 701, 250, 260, :t, 2500, 0)"
+            ),
+            {"t": stored_when},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO journal_changes VALUES (1, 250, :seq, :lsn, 701, 701, :t, 'public.customers', 'insert', "
+                ":key, NULL, 1, :body)"
+            ),
+            [
+                {
+                    "seq": i,
+                    "lsn": 1000 + i,
+                    "t": stored_when,
+                    "key": f'["{i + 10}"]',
+                    "body": b"N" + tuple_data(str(i + 10), "x"),
+                }
+                for i in range(2500)
+            ],
+        )
     upgrade(store)
 
     with store.transaction() as session:
-        assert session.query(JournalChunk).count() == 4
+        assert session.query(JournalChunk).count() == 4 + 2500
     log = journal_log(store, "prod").transactions
     assert [(t.xid, t.tables, t.truncated) for t in log] == [
-        (700, {"public.customers": {"insert": 1, "update": 1, "delete": 1}}, ["public.customers"])
+        (700, {"public.customers": {"insert": 1, "update": 1, "delete": 1}}, ["public.customers"]),
+        (701, {"public.customers": {"insert": 2500, "update": 0, "delete": 0}}, []),
     ]
+    assert [v.row for v in row_history(store, "prod", "customers", "2509").versions] == [{"id": "2509", "name": "x"}]
     first = row_history(store, "prod", "customers", "1").versions
     assert [(v.op, v.key, v.row, v.lsn) for v in first] == [
         ("insert", ["1"], {"id": "1", "name": "Acme"}, "0/64"),

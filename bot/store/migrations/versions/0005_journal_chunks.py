@@ -18,6 +18,7 @@ branch_labels = None
 depends_on = None
 
 _LETTERS = {"insert": "I", "update": "U", "delete": "D", "truncate": "T"}
+_PAGE = 1000
 
 
 def upgrade() -> None:
@@ -64,35 +65,42 @@ def _compress_with_lz4() -> None:
 
 
 def _move_changes_to_chunks(chunks: sa.Table) -> None:
-    """Each stored change becomes a chunk of one (see restore.journal.chunks for the layout)."""
+    """Each stored change becomes a chunk of one (see restore.journal.chunks for the layout), a page at a time so a
+    big journal does not have to fit in memory."""
     bind = op.get_bind()
     changes = sa.Table("journal_changes", sa.MetaData(), *_change_columns())
-    moved = []
-    for row in bind.execute(sa.select(changes)).mappings():
-        body = row["data"] or b""
-        letter = _LETTERS[row["op"]]
-        line = row["row_key"] or ""
-        if row["old_key"]:
-            line += "\t" + row["old_key"]
-        header = row["lsn"].to_bytes(8, "little", signed=True) + len(body).to_bytes(4, "little")
-        moved.append(
-            {
-                **{k: row[k] for k in ("journal_id", "commit_lsn", "seq", "xid", "full_xid", "commit_time")},
-                **{k: row[k] for k in ("table_name", "relation_id")},
-                "changes": 1,
-                "inserts": int(letter == "I"),
-                "updates": int(letter == "U"),
-                "deletes": int(letter == "D"),
-                "ops": letter,
-                "keys": f"\n{line}\n",
-                "data": header + body,
-            }
-        )
-        if len(moved) == 1000:
-            bind.execute(chunks.insert(), moved)
-            moved = []
-    if moved:
-        bind.execute(chunks.insert(), moved)
+    order = (changes.c.journal_id, changes.c.commit_lsn, changes.c.seq)
+    after: tuple[int, int, int] | None = None
+    while True:
+        page = sa.select(changes).order_by(*order).limit(_PAGE)
+        if after is not None:
+            page = page.where(sa.tuple_(*order) > sa.tuple_(*after))
+        rows = bind.execute(page).mappings().all()
+        if rows:
+            bind.execute(chunks.insert(), [_chunk_of(row) for row in rows])
+        if len(rows) < _PAGE:
+            return
+        after = (rows[-1]["journal_id"], rows[-1]["commit_lsn"], rows[-1]["seq"])
+
+
+def _chunk_of(row: sa.RowMapping) -> dict[str, object]:
+    body = row["data"] or b""
+    letter = _LETTERS[row["op"]]
+    line = row["row_key"] or ""
+    if row["old_key"]:
+        line += "\t" + row["old_key"]
+    header = row["lsn"].to_bytes(8, "little", signed=True) + len(body).to_bytes(4, "little")
+    return {
+        **{k: row[k] for k in ("journal_id", "commit_lsn", "seq", "xid", "full_xid", "commit_time")},
+        **{k: row[k] for k in ("table_name", "relation_id")},
+        "changes": 1,
+        "inserts": int(letter == "I"),
+        "updates": int(letter == "U"),
+        "deletes": int(letter == "D"),
+        "ops": letter,
+        "keys": f"\n{line}\n",
+        "data": header + body,
+    }
 
 
 def _change_columns() -> list[sa.schema.SchemaItem]:
