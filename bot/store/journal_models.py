@@ -1,8 +1,9 @@
 """The journal's tables: journals (one per captured target), their transactions, changes and relation versions.
 
-Exactly-once lives here: `journal_chunks` is unique by (journal, commit LSN, position in the transaction), and a
-journal's progress (`end_lsn`, `inflight_lsn`, `inflight_seq`) is updated in the same transaction as the rows, with a
-compare-and-set on its previous value, so two processes can never both store the same changes.
+Exactly-once lives here: a journal's progress (`end_lsn`, `inflight_lsn`, `inflight_seq`) is updated in the same
+transaction as the rows, with a compare-and-set on its previous value, so two processes can never both store the
+same changes; and a chunk is unique by its first change's place (journal, commit LSN, position in the transaction),
+which refuses the same chunk stored twice.
 """
 
 from datetime import datetime
