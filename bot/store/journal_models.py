@@ -84,7 +84,7 @@ class JournalChunk(Base):
     deletes: Mapped[int] = mapped_column(Integer)
     ops: Mapped[str] = mapped_column(Text)  # a letter per change: I, U, D, T(runcate)
     keys: Mapped[str] = mapped_column(Text)  # a line per change: its key as JSON, and the key before if it changed
-    data: Mapped[bytes] = mapped_column(LargeBinary)  # LSNs, body lengths, then bodies as pgoutput sent them
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # LSNs, body lengths, pgoutput's bodies; zlib-compressed
 
 
 class JournalRelation(Base):

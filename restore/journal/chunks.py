@@ -9,11 +9,14 @@ the bodies, as text a database can scan at C speed:
   when an update changed it; an empty line for a change without a key. The text starts and ends with a newline, so
   `\\n["42"]\\n` finds a key exactly;
 - `data`: the changes' LSNs (8 bytes each), their bodies' lengths (4 bytes each), then the bodies, as pgoutput sent
-  them (an Insert/Update/Delete message after its tag and relation oid); integers little-endian.
+  them (an Insert/Update/Delete message after its tag and relation oid); integers little-endian; all of it
+  compressed with zlib at level 1. Rows compress about 6 times, and a sync spends less time compressing them
+  than the store would spend writing them whole.
 """
 
 import json
 import sys
+import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,7 +128,7 @@ class Chunk:
             lsns, lengths = array("q", lsns), lengths
             lsns.byteswap()
             lengths.byteswap()
-        return b"".join((lsns.tobytes(), lengths.tobytes(), *self.bodies))
+        return zlib.compress(b"".join((lsns.tobytes(), lengths.tobytes(), *self.bodies)), 1)
 
     def changes(self) -> list[Change]:
         return [self.change(i) for i in range(len(self.ops))]
@@ -154,6 +157,7 @@ def stored_chunk(
     n = len(ops)
     lsns, bodies = array("q", bytes(8 * n)), [b""] * n
     if data is not None:
+        data = zlib.decompress(data)
         lsns = array("q", data[: 8 * n])
         lengths = array("I", data[8 * n : 12 * n])
         if not _LITTLE:

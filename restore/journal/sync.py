@@ -14,13 +14,14 @@ changes are handed to the store in chunks (see `restore.journal.chunks`), not on
 """
 
 import contextlib
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Protocol
 
 import psycopg
@@ -119,10 +120,11 @@ class _Batch:
 CHUNK_CHANGES, CHUNK_BYTES = 1000, 1 << 20
 # A batch (one store transaction) is written once it holds `batch` changes or this many body bytes.
 BATCH_BYTES = 32 << 20
-# The rows of one peek, in lists: the reading thread may hold a whole peek ahead of the caller, so the server
-# decodes the next peek while this process works through the last one.
-FETCH_ROWS = 5000
+# The reading thread may hold a whole peek ahead of the caller (so the server decodes the next peek while this
+# process works through the last one), in lists of FETCH_ROWS rows, up to PREFETCH_BYTES of messages.
+FETCH_ROWS = 1000
 FIRST_PEEK = 10_000
+PREFETCH_BYTES = 64 << 20
 
 
 def drain(
@@ -210,15 +212,47 @@ class _Advancer:
                 self.advance(stored.end_lsn)
 
 
+class RowBuffer:
+    """What the reading thread holds ahead of the sync: lists of rows, at most `max_rows` rows and `max_bytes` bytes
+    of messages (one list is always let in, so a list larger than the limit still passes, alone)."""
+
+    def __init__(self, max_rows: int, max_bytes: int) -> None:
+        self.max_rows, self.max_bytes = max_rows, max_bytes
+        self.items: deque[tuple[list[tuple[int, bytes]] | BaseException | None, int, int]] = deque()
+        self.rows = self.bytes = 0
+        self.room = threading.Condition()
+
+    def put(self, item: list[tuple[int, bytes]] | BaseException | None, stop: threading.Event) -> bool:
+        """Waits for room; False if `stop` was set meanwhile (the item is dropped)."""
+        rows, size = (len(item), sum(map(len, map(itemgetter(1), item)))) if isinstance(item, list) else (0, 0)
+        with self.room:
+            while self.items and (self.rows + rows > self.max_rows or self.bytes + size > self.max_bytes):
+                if stop.is_set():
+                    return False
+                self.room.wait(0.1)
+            self.items.append((item, rows, size))
+            self.rows, self.bytes = self.rows + rows, self.bytes + size
+            self.room.notify_all()
+        return True
+
+    def get(self) -> list[tuple[int, bytes]] | BaseException | None:
+        with self.room:
+            while not self.items:
+                self.room.wait()
+            item, rows, size = self.items.popleft()
+            self.rows, self.bytes = self.rows - rows, self.bytes - size
+            self.room.notify_all()
+        return item
+
+
 class _Prefetch:
     """Reads a temporary copy of the slot in a thread, consuming it a peek's worth at a time, and hands the rows
-    over in lists through a short queue (so memory stays bounded whatever the backlog)."""
+    over in lists through a `RowBuffer` of at most a peek's rows and `PREFETCH_BYTES` (so memory stays bounded
+    whatever the backlog and however wide the rows)."""
 
     def __init__(self, conn: psycopg.Connection, slot: str, publication: str, peek_changes: int) -> None:
         self.conn = conn
-        self.queue: queue.Queue[list[tuple[int, bytes]] | BaseException | None] = queue.Queue(
-            maxsize=peek_changes // FETCH_ROWS + 1
-        )
+        self.buffer = RowBuffer(peek_changes, PREFETCH_BYTES)
         self.stop = threading.Event()
         self.peeks = 0
         self.thread = threading.Thread(
@@ -237,7 +271,7 @@ class _Prefetch:
 
     def rows(self) -> Iterator[tuple[int, bytes]]:
         while True:
-            item = self.queue.get()
+            item = self.buffer.get()
             if item is None:
                 self.thread.join()
                 return
@@ -254,24 +288,15 @@ class _Prefetch:
                 got = 0
                 for part in get_changes(self.conn, slot, publication, size, FETCH_ROWS):
                     got += len(part)
-                    if not self._put(part):
+                    if not self.buffer.put(part, self.stop):
                         return
                 self.peeks += 1
                 if got < size:  # a peek stops at the first commit past the limit: fewer means none left
                     break
                 size = min(size * 4, peek_changes)
-            self._put(None)
+            self.buffer.put(None, self.stop)
         except BaseException as exc:  # handed to the caller, which raises it
-            self._put(exc)
-
-    def _put(self, item: list[tuple[int, bytes]] | BaseException | None) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+            self.buffer.put(exc, self.stop)
 
 
 _ROW_TAGS = frozenset(b"IUD")  # pgoutput's tags, which are also the chunks' op letters
