@@ -111,10 +111,6 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.ops)
 
-    @property
-    def first_lsn(self) -> int:
-        return self.lsns[0]
-
     def counts(self) -> dict[str, int]:
         return {name: self.ops.count(letter.encode()) for letter, name in OPS.items()}
 
