@@ -1,5 +1,6 @@
 """A cluster with wal_level=logical for the journal's tests (the session-wide `pg` server may not have it)."""
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -42,7 +43,9 @@ def drop_database(server: PgServer, name: str) -> None:
     """Drops a database and its replication slots first (Postgres refuses to drop a database a slot uses)."""
     with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
         for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)):
-            conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            # A temporary slot goes with its backend, which may be exiting right now.
+            with contextlib.suppress(psycopg.errors.UndefinedObject):
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
     server.drop_database(name)
 
 

@@ -7,6 +7,7 @@ a sync reads (gets) a temporary copy of it, or peeks it, and only once the journ
 `pg_replication_slot_advance` move the slot.
 """
 
+import contextlib
 import re
 import secrets
 from collections.abc import Iterator, Sequence
@@ -244,6 +245,13 @@ def reading_copy(conn: psycopg.Connection, slot: str) -> str | None:
     except psycopg.Error:
         return None
     return name
+
+
+def drop_reading_copy(conn: psycopg.Connection, copy: str) -> None:
+    """Drops a `reading_copy` now rather than when the connection's backend exits, which Postgres does after the
+    client has gone; if that fails (a broken connection), the backend's exit still drops it."""
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (copy,))
 
 
 def get_changes(

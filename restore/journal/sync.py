@@ -35,6 +35,7 @@ from restore.journal.slot import (
     advance,
     confirmed_flush,
     connect,
+    drop_reading_copy,
     full_xid_epoch,
     get_changes,
     peek,
@@ -157,8 +158,11 @@ def drain(
         confirmed_flush(conn, slot)  # a missing or invalidated slot is said plainly, before any copy is tried
         copy = reading_copy(conn, slot)
         if copy is not None:
-            with _Prefetch(conn, copy, publication, peek_changes) as prefetch:
-                reader.read(prefetch.rows(), stored)
+            try:
+                with _Prefetch(conn, copy, publication, peek_changes) as prefetch:
+                    reader.read(prefetch.rows(), stored)
+            finally:
+                drop_reading_copy(conn, copy)
             stats.peeks = prefetch.peeks
         else:
             while True:
