@@ -453,7 +453,7 @@ def _changes_of_row(session: Any, journal_id: int, tables: Sequence[str], values
         .order_by(JournalChunk.commit_lsn, JournalChunk.seq)
     )
     columns = relation_columns(session, journal_id)
-    wanted = needles[0].strip("\n")
+    wanted = key_json(values)
     found = []
     for row in chunks:
         chunk = chunk_of(row, columns)

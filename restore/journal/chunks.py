@@ -29,7 +29,6 @@ Row = dict[str, str | None]
 Key = list[str | None]
 
 OPS = {"I": "insert", "U": "update", "D": "delete", "T": "truncate"}
-OP_LETTERS = {name: letter for letter, name in OPS.items()}
 _LITTLE = sys.byteorder == "little"
 
 
@@ -118,10 +117,9 @@ class Chunk:
         return "\n" + "\n".join(self.keys) + "\n"
 
     def data(self) -> bytes:
-        lengths = array("I", [len(b) for b in self.bodies])
-        lsns = self.lsns
+        lsns, lengths = self.lsns, array("I", [len(b) for b in self.bodies])
         if not _LITTLE:
-            lsns, lengths = array("q", lsns), lengths
+            lsns = array("q", lsns)  # a copy: the chunk's own LSNs stay as they are
             lsns.byteswap()
             lengths.byteswap()
         return zlib.compress(b"".join((lsns.tobytes(), lengths.tobytes(), *self.bodies)), 1)
@@ -173,9 +171,17 @@ def key_json(key: Sequence[str | None] | None) -> str | None:
     """A row key as stored and searched: a compact JSON array of the key columns' text values."""
     if key is None:
         return None
-    if len(key) == 1 and key[0] is not None and key[0].isalnum() and key[0].isascii():
-        return '["' + key[0] + '"]'  # the common case (an integer or plain code), without the encoder
+    if len(key) == 1:
+        return value_key_json(key[0])
     return json.dumps(list(key), separators=(",", ":"))
+
+
+def value_key_json(value: str | None) -> str:
+    """`key_json` of a one-column key; a plain value (an integer, a code) without the JSON encoder, because a sync
+    does this for nearly every change."""
+    if value is not None and value.isalnum() and value.isascii():
+        return '["' + value + '"]'
+    return json.dumps([value], separators=(",", ":"))
 
 
 def key_from_json(text: str | None) -> Key | None:
@@ -185,11 +191,6 @@ def key_from_json(text: str | None) -> Key | None:
     if text.startswith('["') and text.endswith('"]') and '"' not in text[2:-2] and "\\" not in text:
         return [text[2:-2]]
     return json.loads(text)
-
-
-def key_line(key: Key | None, old_key: Key | None) -> str:
-    line = key_json(key) or ""
-    return f"{line}\t{key_json(old_key)}" if old_key is not None else line
 
 
 def split_key_line(line: str) -> tuple[Key | None, Key | None]:

@@ -28,7 +28,7 @@ import psycopg
 from pydantic import BaseModel
 
 from restore.journal import pgoutput
-from restore.journal.chunks import Chunk, key_json
+from restore.journal.chunks import Chunk, key_json, value_key_json
 from restore.journal.pgoutput import UNCHANGED, Begin, Commit, Relation, Truncate, lsn_text, skip_tuple, tuple_prefix
 from restore.journal.slot import (
     JournalError,
@@ -520,12 +520,12 @@ def _first_column_key(tag: int, body: bytes) -> str:
     """`_key_line` for a key that is the first column, written out: it runs for nearly every change."""
     if tag != 85 or body[0] == 78:
         value = _first_value(body, 1)
-        return "" if value is UNCHANGED else _json1(value)
+        return "" if value is UNCHANGED else value_key_json(value)
     old = _first_value(body, 1)
     new = _first_value(body, skip_tuple(body, 1) + 1)
     if new is UNCHANGED:
         new = old
-    return _json1(new) if new == old else f"{_json1(new)}\t{_json1(old)}"
+    return value_key_json(new) if new == old else f"{value_key_json(new)}\t{value_key_json(old)}"
 
 
 def _key_line(tag: int, body: bytes, key_at: Callable[[int], list]) -> str:
@@ -550,14 +550,7 @@ def _first_value(body: bytes, pos: int) -> object:
 
 
 def _json(key: list) -> str:
-    return _json1(key[0]) if len(key) == 1 else key_json(key) or ""
-
-
-def _json1(value: object) -> str:
-    """`key_json` of a one-column key; a plain value (an integer, a code) without the JSON encoder."""
-    if value.__class__ is str and value.isalnum() and value.isascii():  # type: ignore[attr-defined]
-        return '["' + value + '"]'  # type: ignore[operator]
-    return key_json([value])  # type: ignore[list-item,return-value]
+    return value_key_json(key[0]) if len(key) == 1 else key_json(key) or ""
 
 
 def _pick(values: list, idx: list[int]) -> list:
